@@ -1,0 +1,150 @@
+"""Append events to a file as JSON lines, with size and time rotation.
+
+Writes go through a buffer; `flush()` (and `close()`, and interpreter exit)
+pushes them to the operating system, and with ``fsync=True`` to the disk.
+``autoflush=True`` flushes after every `send`/`send_batch` call, so another
+process reading the file sees each event at once.
+
+Rotation: when the file reaches `rotate_bytes`, or `rotate_interval` seconds
+after it was opened, it is renamed to ``PATH.YYYYmmddTHHMMSS.ffffff`` and a new
+file is started; rotated files are never overwritten.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+import time
+import weakref
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..serialization import dumps
+
+_open_backends: weakref.WeakSet[JSONLinesBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for backend in list(_open_backends):
+        with contextlib.suppress(Exception):
+            backend.flush(1.0)
+
+
+class JSONLinesBackend:
+    """Write one JSON object per line to `path`; thread-safe."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        rotate_bytes: int | None = None,
+        rotate_interval: float | None = None,
+        fsync: bool = False,
+        autoflush: bool = False,
+        buffer_size: int = 1 << 20,
+    ) -> None:
+        if rotate_bytes is not None and (not isinstance(rotate_bytes, int) or rotate_bytes <= 0):
+            raise ValueError(f"rotate_bytes must be a positive int or None, not {rotate_bytes!r}")
+        if rotate_interval is not None and (
+            not isinstance(rotate_interval, int | float) or rotate_interval <= 0
+        ):
+            raise ValueError(
+                f"rotate_interval must be positive seconds or None, not {rotate_interval!r}"
+            )
+        if not isinstance(buffer_size, int) or buffer_size < 0:
+            raise ValueError(f"buffer_size must be an int >= 0, not {buffer_size!r}")
+        self.path = Path(path)
+        self.rotate_bytes = rotate_bytes
+        self.rotate_interval = rotate_interval
+        self.fsync = bool(fsync)
+        self.autoflush = bool(autoflush)
+        self._buffer_size = buffer_size
+        self._lock = threading.Lock()
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: BinaryIO = self._open()
+        _open_backends.add(self)
+
+    def _open(self) -> BinaryIO:
+        handle = open(self.path, "ab", buffering=self._buffer_size)  # noqa: SIM115 - kept open
+        self._size = handle.tell()
+        self._opened_at = time.monotonic()
+        return handle
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Append `event` as one line."""
+        line = dumps(event) + b"\n"
+        with self._lock:
+            self._write(line)
+            if self.autoflush:
+                self._flush_locked()
+
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        """Append several events with one write."""
+        data = b"".join([dumps(event) + b"\n" for event in events])
+        with self._lock:
+            self._write(data)
+            if self.autoflush:
+                self._flush_locked()
+
+    def _write(self, data: bytes) -> None:
+        if self._closed:
+            raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
+        if self._due_for_rotation():
+            self._rotate()
+        self._file.write(data)
+        self._size += len(data)
+
+    def _due_for_rotation(self) -> bool:
+        if self._size == 0:
+            return False
+        if self.rotate_bytes is not None and self._size >= self.rotate_bytes:
+            return True
+        return (
+            self.rotate_interval is not None
+            and time.monotonic() - self._opened_at >= self.rotate_interval
+        )
+
+    def _rotate(self) -> None:
+        self._flush_locked()
+        self._file.close()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+        target = self.path.with_name(f"{self.path.name}.{stamp}")
+        n = 1
+        while target.exists():
+            target = self.path.with_name(f"{self.path.name}.{stamp}.{n}")
+            n += 1
+        os.replace(self.path, target)
+        self._file = self._open()
+
+    def _flush_locked(self) -> None:
+        self._file.flush()
+        if self.fsync:
+            os.fsync(self._file.fileno())
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Push buffered lines to the OS (and to disk with ``fsync=True``).
+
+        Returns False if another thread held the file for longer than `timeout`.
+        """
+        if not self._lock.acquire(timeout=max(timeout, 0.0)):
+            return False
+        try:
+            if not self._closed:
+                self._flush_locked()
+        finally:
+            self._lock.release()
+        return True
+
+    def close(self) -> None:
+        """Flush and close the file; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._flush_locked()
+            self._file.close()
+            self._closed = True
+        _open_backends.discard(self)

@@ -1,0 +1,155 @@
+"""Store events in the embedded SQLite store (the default store).
+
+Events are buffered and written in batches of `batch_size` in one
+transaction; a batch is also written `max_delay` seconds after its first
+event arrived, on `flush()`, on `close()` and at interpreter exit. Writes are
+idempotent on the event id. Read the store with `SQLiteStore` or the CLI.
+
+Events still in the buffer are lost if the process is killed; wrap the
+backend in the delivery worker's durable journal when that matters.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from .. import diagnostics
+from ..store.sqlite import SQLiteStore, row_for
+
+_open_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for backend in list(_open_backends):
+        try:
+            backend.flush(5.0)
+        except Exception:
+            diagnostics.log_burst("sqlite:atexit", "SQLite store flush at exit failed")
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_open_backends):
+        backend._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SQLiteBackend:
+    """Write events to the SQLite store at `path` (created if missing); thread-safe."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = "events.db",
+        batch_size: int = 1000,
+        max_delay: float = 1.0,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+        if isinstance(max_delay, bool) or not isinstance(max_delay, int | float) or max_delay < 0:
+            raise ValueError(f"max_delay must be seconds >= 0, not {max_delay!r}")
+        self.path = Path(path)
+        self.batch_size = batch_size
+        self.max_delay = float(max_delay)
+        self.store = SQLiteStore(self.path)
+        self._rows: list[tuple[str, str, int, bytes]] = []
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
+        _open_backends.add(self)
+
+    def _after_fork(self) -> None:
+        # The child has no timer thread and must not write the parent's buffer twice.
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._timer = None
+        self._rows = []
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Buffer `event`; write the batch when it is full."""
+        row = row_for(event)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"SQLiteBackend({str(self.path)!r}) is closed")
+            self._rows.append(row)
+            full = len(self._rows) >= self.batch_size
+            if not full and self._timer is None and self.max_delay > 0:
+                self._start_timer()
+        if full or self.max_delay == 0:
+            self._write_pending()
+
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        """Write `events` (and anything buffered) now, in one transaction."""
+        rows = [row_for(event) for event in events]
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"SQLiteBackend({str(self.path)!r}) is closed")
+            self._rows.extend(rows)
+        self._write_pending()
+
+    def _start_timer(self) -> None:
+        timer = threading.Timer(self.max_delay, self._on_timer)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _on_timer(self) -> None:
+        try:
+            self._write_pending()
+        except Exception:
+            diagnostics.increment("sqlite.write_errors")
+            diagnostics.log_burst("sqlite:timer", "SQLite store write failed; events kept")
+
+    def _write_pending(self, timeout: float = -1) -> bool:
+        if not self._write_lock.acquire(timeout=timeout):
+            return False
+        try:
+            with self._lock:
+                rows, self._rows = self._rows, []
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+            if not rows:
+                return True
+            try:
+                self.store.write(rows)
+            except BaseException:
+                # Keep the batch: the next write or flush tries again.
+                with self._lock:
+                    self._rows[:0] = rows
+                raise
+            return True
+        finally:
+            self._write_lock.release()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write everything buffered; False if another write held the store past `timeout`."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            if not self._write_pending(max(0.0, deadline - time.monotonic())):
+                return False
+            with self._lock:
+                if not self._rows:
+                    return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def close(self) -> None:
+        """Write what is buffered and close the store; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._write_pending()
+        finally:
+            self.store.close()
+            _open_backends.discard(self)

@@ -1,0 +1,252 @@
+"""Build trackers, backends and processors from configuration trees.
+
+A component is a mapping ``{"ENGINE": "dotted.path.Class", "OPTIONS": {...}}``
+(lower-case ``engine``/``options`` also work). Option values that are
+themselves components are built first, recursively, as are the ``backends``
+mapping and ``processors`` list of a routing backend, so the Open edX
+``EVENT_TRACKING_BACKENDS`` tree and a TOML file go through the same code.
+
+Every error is an `ImproperlyConfigured` whose message starts with the path in
+the tree (``backends.tracking_logs.OPTIONS.backends.local``) and says what
+to fix: a class that cannot be imported, an unknown option, a wrong type.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ImproperlyConfigured
+from .tracker import ENVELOPES, Tracker
+
+__all__ = [
+    "build_backends",
+    "build_processors",
+    "import_object",
+    "instantiate",
+    "load_tracker",
+    "tracker_from_config",
+]
+
+
+def import_object(dotted: str, path: str) -> Any:
+    """Import ``package.module.Name``; the error names `path` in the tree."""
+    if not isinstance(dotted, str) or "." not in dotted:
+        raise ImproperlyConfigured(
+            f"{path}: ENGINE must be a dotted path such as 'package.module.Class', not {dotted!r}"
+        )
+    module_name, _, attr = dotted.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{path}: cannot import {dotted!r}: {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ImproperlyConfigured(
+            f"{path}: cannot import {dotted!r}: module {module_name!r} has no {attr!r}"
+        ) from None
+
+
+def _is_component(value: Any) -> bool:
+    return isinstance(value, Mapping) and ("ENGINE" in value or "engine" in value)
+
+
+def instantiate(spec: Mapping[str, Any], path: str = "") -> Any:
+    """Build the object a component mapping describes (recursively); see module docs."""
+    if not isinstance(spec, Mapping):
+        raise ImproperlyConfigured(
+            f"{path or '<root>'}: expected a mapping with ENGINE and OPTIONS, "
+            f"not {type(spec).__name__}"
+        )
+    engine_key = "ENGINE" if "ENGINE" in spec else "engine"
+    options_key = "OPTIONS" if engine_key == "ENGINE" else "options"
+    unknown = set(spec) - {engine_key, options_key}
+    if engine_key not in spec:
+        raise ImproperlyConfigured(f"{path or '<root>'}: missing ENGINE (a dotted class path)")
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{path}: unknown keys {sorted(unknown)}; a component has only "
+            f"{engine_key} and {options_key}"
+        )
+    factory = import_object(spec[engine_key], f"{path}.{engine_key}")
+    options = spec.get(options_key) or {}
+    opath = f"{path}.{options_key}"
+    if not isinstance(options, Mapping):
+        raise ImproperlyConfigured(f"{opath}: must be a mapping, not {type(options).__name__}")
+    built = {key: _build_option(key, value, f"{opath}.{key}") for key, value in options.items()}
+    _check_options(factory, built, opath)
+    try:
+        return factory(**built)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(f"{path}: {exc}") from exc
+    except (TypeError, ValueError, OSError) as exc:
+        raise ImproperlyConfigured(
+            f"{path}: {spec[engine_key]} rejected its options: {exc}"
+        ) from exc
+
+
+def _build_option(key: str, value: Any, path: str) -> Any:
+    if _is_component(value):
+        return instantiate(value, path)
+    if key == "backends" and isinstance(value, Mapping):
+        return build_backends(value, path)
+    if key == "processors" and isinstance(value, list):
+        return build_processors(value, path)
+    if isinstance(value, list) and any(_is_component(item) for item in value):
+        return [instantiate(item, f"{path}.{i}") for i, item in enumerate(value)]
+    return value
+
+
+def build_backends(specs: Mapping[str, Any], path: str = "backends") -> dict[str, Any]:
+    """Build a name -> backend mapping from name -> component mappings."""
+    if not isinstance(specs, Mapping):
+        raise ImproperlyConfigured(f"{path}: must be a mapping of name to backend")
+    return {name: instantiate(spec, f"{path}.{name}") for name, spec in specs.items()}
+
+
+def build_processors(specs: Any, path: str = "processors") -> list[Any]:
+    """Build a list of processors from a list of component mappings."""
+    if not isinstance(specs, list | tuple):
+        raise ImproperlyConfigured(f"{path}: must be a list of processors")
+    return [instantiate(spec, f"{path}.{i}") for i, spec in enumerate(specs)]
+
+
+def _check_options(factory: Any, options: Mapping[str, Any], path: str) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return
+    params = signature.parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = {
+        name: p
+        for name, p in params.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    if not takes_any:
+        unknown = sorted(set(options) - set(named))
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{path}: unknown option(s) {unknown} for {factory.__name__}; "
+                f"valid options: {sorted(named)}"
+            )
+    missing = [
+        name
+        for name, p in named.items()
+        if p.default is inspect.Parameter.empty and name not in options
+    ]
+    if missing:
+        raise ImproperlyConfigured(f"{path}: missing required option(s) {missing}")
+    try:
+        target = factory.__init__ if inspect.isclass(factory) else factory
+        hints = typing.get_type_hints(target)
+    except Exception:
+        return
+    for name, value in options.items():
+        hint = hints.get(name)
+        if hint is not None and not _matches(value, hint):
+            raise ImproperlyConfigured(
+                f"{path}.{name}: expected {_describe(hint)}, got {type(value).__name__} {value!r}"
+            )
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """A shallow check of `value` against a type hint; unknown hints pass."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is bool or hint is str:
+        return isinstance(value, hint)
+    check = origin if origin is not None else hint
+    if isinstance(check, type):
+        try:
+            return isinstance(value, check)
+        except TypeError:
+            return True
+    return True
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+_TRACKER_KEYS = {"backends", "processors", "tracker"}
+_TRACKER_OPTIONS = {"envelope", "strict", "context_locator"}
+
+
+def tracker_from_config(config: Mapping[str, Any], path: str = "") -> Tracker:
+    """Build a Tracker from ``{"backends": {...}, "processors": [...], "tracker": {...}}``."""
+    prefix = f"{path}." if path else ""
+    unknown = set(config) - _TRACKER_KEYS
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{path or '<root>'}: unknown section(s) {sorted(unknown)}; "
+            f"expected {sorted(_TRACKER_KEYS)}"
+        )
+    settings = config.get("tracker") or {}
+    if not isinstance(settings, Mapping):
+        raise ImproperlyConfigured(f"{prefix}tracker: must be a table of tracker options")
+    bad = set(settings) - _TRACKER_OPTIONS
+    if bad:
+        raise ImproperlyConfigured(
+            f"{prefix}tracker: unknown option(s) {sorted(bad)}; valid: {sorted(_TRACKER_OPTIONS)}"
+        )
+    envelope = settings.get("envelope", "full")
+    if envelope not in ENVELOPES:
+        raise ImproperlyConfigured(
+            f"{prefix}tracker.envelope: must be one of {list(ENVELOPES)}, not {envelope!r}"
+        )
+    strict = settings.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ImproperlyConfigured(f"{prefix}tracker.strict: must be true or false")
+    locator = None
+    if "context_locator" in settings:
+        locator = import_object(settings["context_locator"], f"{prefix}tracker.context_locator")()
+    backends = build_backends(config.get("backends") or {}, f"{prefix}backends")
+    processors = build_processors(config.get("processors") or [], f"{prefix}processors")
+    try:
+        return Tracker(
+            backends,
+            context_locator=locator,
+            processors=processors,
+            envelope=envelope,
+            strict=strict,
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{path or '<root>'}: {exc}") from exc
+
+
+def load_tracker(file: str | os.PathLike[str]) -> Tracker:
+    """Build a Tracker from a TOML file (see README, "Configuration")."""
+    target = Path(file)
+    try:
+        with target.open("rb") as handle:
+            config = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ImproperlyConfigured(f"{target}: configuration file not found") from None
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{target}: cannot read configuration: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ImproperlyConfigured(f"{target}: invalid TOML: {exc}") from exc
+    try:
+        return tracker_from_config(config)
+    except ImproperlyConfigured as exc:
+        raise ImproperlyConfigured(f"{target}: {exc}") from exc

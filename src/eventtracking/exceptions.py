@@ -1,0 +1,41 @@
+"""The library's exceptions. Every error we raise derives from `EventTrackingError`."""
+
+from __future__ import annotations
+
+
+class EventTrackingError(Exception):
+    """Root of every exception raised by eventtracking."""
+
+
+class ImproperlyConfigured(EventTrackingError):
+    """The configuration cannot be used; the message names the path and the fix."""
+
+
+class EventError(EventTrackingError, ValueError):
+    """An emitted event is malformed (strict mode only; otherwise it is repaired)."""
+
+
+class SerializationError(EventError):
+    """A value in an event cannot be encoded as JSON (strict mode only).
+
+    `event_name` and `path` (for example ``data.user.avatar``) say where.
+    """
+
+    def __init__(self, event_name: str, path: str, problem: str) -> None:
+        self.event_name = event_name
+        self.path = path
+        self.problem = problem
+        super().__init__(f"event {event_name!r}: field {path}: {problem}")
+
+
+class StoreError(EventTrackingError):
+    """A store cannot be opened or read; the message says which and why."""
+
+
+class MissingExtraError(EventTrackingError, ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"{module} is not installed; install it with: pip install 'eventtracking[{extra}]'"
+        )

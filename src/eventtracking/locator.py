@@ -1,0 +1,198 @@
+"""Where a tracker keeps the contexts that have been entered.
+
+A context is a named mapping (``'request' -> {'user_id': 7, ...}``). Contexts
+live in two layers, chosen explicitly by the caller:
+
+* ``scope="task"`` (the default): visible only to the current thread or
+  asyncio task and to tasks it starts, kept in a `contextvars.ContextVar`.
+  Request and view contexts go here.
+* ``scope="process"``: visible to every thread and task of the process, for
+  contexts entered once at start-up (service, host, release).
+
+Task contexts override process contexts, and within a layer a later context
+overrides an earlier one; re-entering a name replaces its value and makes it
+the latest. The merged view is computed when a context is entered or left,
+not for every event.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextvars import ContextVar
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Scope = Literal["task", "process"]
+SCOPES: tuple[Scope, ...] = ("task", "process")
+
+
+class _Stack:
+    """An immutable ordered set of named contexts plus their merged view."""
+
+    __slots__ = ("_combined", "entries", "merged")
+
+    def __init__(self, entries: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
+        self.entries = entries
+        merged: dict[str, Any] = {}
+        for _, ctx in entries:
+            merged.update(ctx)
+        self.merged = merged
+        # (process-layer version, merged view of both layers), filled on first use
+        self._combined: tuple[int, dict[str, Any]] | None = None
+
+    def enter(self, name: str, ctx: Mapping[str, Any]) -> _Stack:
+        return _Stack((*(e for e in self.entries if e[0] != name), (name, ctx)))
+
+    def exit(self, name: str) -> _Stack:
+        if not any(e[0] == name for e in self.entries):
+            raise KeyError(name)
+        return _Stack(tuple(e for e in self.entries if e[0] != name))
+
+    def get(self, name: str) -> Mapping[str, Any] | None:
+        for entry_name, ctx in self.entries:
+            if entry_name == name:
+                return ctx
+        return None
+
+
+_EMPTY = _Stack(())
+
+
+def _check(name: object, ctx: object) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"context name must be a str, not {type(name).__name__}")
+    if not isinstance(ctx, Mapping):
+        raise TypeError(f"context {name!r} must be a mapping, not {type(ctx).__name__}")
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+
+
+@runtime_checkable
+class ContextLocator(Protocol):
+    """What a tracker needs from a locator. `get()` alone is the Open edX protocol."""
+
+    def get(self) -> MutableMapping[str, Mapping[str, Any]]: ...
+
+
+class _LiveView(MutableMapping[str, Mapping[str, Any]]):
+    """The Open edX `located_context` mapping, backed by a locator's task layer."""
+
+    def __init__(self, locator: _LayeredLocator) -> None:
+        self._locator = locator
+
+    def __getitem__(self, name: str) -> Mapping[str, Any]:
+        ctx = self._locator._task().get(name)
+        if ctx is None:
+            raise KeyError(name)
+        return ctx
+
+    def __setitem__(self, name: str, ctx: Mapping[str, Any]) -> None:
+        self._locator.enter(name, ctx)
+
+    def __delitem__(self, name: str) -> None:
+        self._locator.exit(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([name for name, _ in self._locator._task().entries])
+
+    def __len__(self) -> int:
+        return len(self._locator._task().entries)
+
+
+class _LayeredLocator:
+    """Shared machinery: a process layer plus a per-thread or per-task layer."""
+
+    def __init__(self) -> None:
+        self._process = _EMPTY
+        self._process_version = 0
+        self._process_lock = threading.Lock()
+
+    # The task layer is what subclasses change.
+    def _task(self) -> _Stack:
+        raise NotImplementedError
+
+    def _set_task(self, stack: _Stack) -> None:
+        raise NotImplementedError
+
+    def get(self) -> MutableMapping[str, Mapping[str, Any]]:
+        """A live mapping of the task-layer contexts (the Open edX interface)."""
+        return _LiveView(self)
+
+    def enter(self, name: str, ctx: Mapping[str, Any], scope: Scope = "task") -> None:
+        """Enter context `name` in `scope`; re-entering a name replaces it."""
+        _check(name, ctx)
+        _check_scope(scope)
+        if scope == "task":
+            self._set_task(self._task().enter(name, ctx))
+        else:
+            with self._process_lock:
+                self._process = self._process.enter(name, ctx)
+                self._process_version += 1
+
+    def exit(self, name: str, scope: Scope = "task") -> None:
+        """Leave context `name` in `scope`; KeyError if it was not entered there."""
+        _check_scope(scope)
+        if scope == "task":
+            self._set_task(self._task().exit(name))
+        else:
+            with self._process_lock:
+                self._process = self._process.exit(name)
+                self._process_version += 1
+
+    def lookup(self, name: str, scope: Scope = "task") -> Mapping[str, Any] | None:
+        """The context entered as `name` in `scope`, or None."""
+        return (self._task() if scope == "task" else self._process).get(name)
+
+    def names(self, scope: Scope = "task") -> list[str]:
+        """Names of the contexts entered in `scope`, oldest first."""
+        stack = self._task() if scope == "task" else self._process
+        return [name for name, _ in stack.entries]
+
+    def merged(self) -> dict[str, Any]:
+        """The merged view of both layers. Shared: callers must copy before changing it."""
+        task = self._task()
+        version = self._process_version
+        combined = task._combined
+        if combined is not None and combined[0] == version:
+            return combined[1]
+        process = self._process
+        view = {**process.merged, **task.merged} if process.entries else task.merged
+        # Benign race: concurrent readers compute the same value.
+        task._combined = (version, view)
+        return view
+
+    def resolve(self) -> dict[str, Any]:
+        """A fresh copy of the merged context, safe to hand to one event."""
+        return self.merged().copy()
+
+
+class DefaultContextLocator(_LayeredLocator):
+    """Contexts isolated per thread and per asyncio task (contextvars), plus a process layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._var: ContextVar[_Stack] = ContextVar(f"eventtracking_context_{id(self)}")
+
+    def _task(self) -> _Stack:
+        return self._var.get(_EMPTY)
+
+    def _set_task(self, stack: _Stack) -> None:
+        self._var.set(stack)
+
+
+class ThreadLocalContextLocator(_LayeredLocator):
+    """Contexts isolated per thread only (asyncio tasks in one thread share them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._local = threading.local()
+
+    def _task(self) -> _Stack:
+        stack: _Stack = getattr(self._local, "stack", _EMPTY)
+        return stack
+
+    def _set_task(self, stack: _Stack) -> None:
+        self._local.stack = stack

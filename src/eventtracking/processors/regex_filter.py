@@ -1,0 +1,55 @@
+"""Keep or drop events whose names match regular expressions (Open edX `RegexFilter`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Final
+
+from ..exceptions import ImproperlyConfigured
+from .exceptions import EventEmissionExit
+
+ALLOWLIST: Final = "allowlist"
+BLOCKLIST: Final = "blocklist"
+
+
+class RegexFilter:
+    """``allowlist``: keep only names that match; ``blocklist``: drop names that match.
+
+    Expressions match at the start of the name (`re.match`), as in Open edX.
+    An unknown filter type or an invalid expression raises ImproperlyConfigured.
+    """
+
+    def __init__(
+        self, filter_type: str = ALLOWLIST, regular_expressions: Iterable[str] | None = None
+    ) -> None:
+        if filter_type not in (ALLOWLIST, BLOCKLIST):
+            raise ImproperlyConfigured(
+                f"RegexFilter filter_type must be {ALLOWLIST!r} or {BLOCKLIST!r}, "
+                f"not {filter_type!r}"
+            )
+        if isinstance(regular_expressions, str):
+            raise ImproperlyConfigured(
+                "RegexFilter regular_expressions must be a list of patterns, not one string"
+            )
+        self.filter_type = filter_type
+        self.regular_expressions = frozenset(regular_expressions or ())
+        compiled = []
+        invalid = []
+        for expression in sorted(self.regular_expressions):
+            try:
+                compiled.append(re.compile(expression))
+            except (re.error, TypeError) as exc:
+                invalid.append(f"{expression!r} ({exc})")
+        if invalid:
+            raise ImproperlyConfigured(
+                "RegexFilter has invalid regular expressions: " + ", ".join(invalid)
+            )
+        self.compiled_expressions = compiled
+
+    def __call__(self, event: Any) -> Any:
+        name = event["name"]
+        matched = any(expression.match(name) for expression in self.compiled_expressions)
+        if matched == (self.filter_type == ALLOWLIST):
+            return event
+        raise EventEmissionExit()

@@ -1,0 +1,200 @@
+"""One JSON encoder for every sink.
+
+`dumps(event)` returns UTF-8 JSON bytes through orjson. orjson encodes dicts,
+lists, tuples, str, int, float, bool, None, datetimes (naive ones as UTC),
+dates, times, UUIDs, enums and dataclasses natively; `_default` adds Decimal
+(as a string, exactly), set and frozenset (as sorted lists where sortable),
+bytes (as base64 text) and any other Mapping or iterable view.
+
+A value that still cannot be encoded never loses the event: the encoder walks
+the event once to find each bad value, replaces it with a marked repr
+(``"<unserializable TYPE: REPR>"``), logs one warning per event name and
+problem, and counts it under ``serialization.repaired``. In strict mode the
+tracker calls `check(event)` at emit instead, which raises `SerializationError`
+naming the event and the field path.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import enum
+import uuid
+from collections.abc import Iterator, Mapping, Set
+from decimal import Decimal
+from typing import Any, Final
+
+import orjson
+
+from . import diagnostics
+from .exceptions import SerializationError
+
+OPTIONS: Final = orjson.OPT_NAIVE_UTC | orjson.OPT_NON_STR_KEYS
+MAX_DEPTH: Final = 200  # orjson refuses deeper nesting (254); leave headroom
+_REPR_LIMIT: Final = 200
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Set):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError
+
+
+def dumps(event: Mapping[str, Any]) -> bytes:
+    """Encode `event` as JSON bytes; never raises for a bad value (see module docs)."""
+    try:
+        return orjson.dumps(event, default=_default, option=OPTIONS)
+    except (orjson.JSONEncodeError, TypeError):
+        return _dumps_repaired(event)
+
+
+def dumps_str(event: Mapping[str, Any]) -> str:
+    """`dumps` decoded to str, for text sinks such as the logging module."""
+    return dumps(event).decode("utf-8")
+
+
+loads = orjson.loads
+
+
+def check(event: Mapping[str, Any]) -> None:
+    """Raise `SerializationError` for the first value of `event` that cannot be encoded."""
+    try:
+        orjson.dumps(event, default=_default, option=OPTIONS)
+    except (orjson.JSONEncodeError, TypeError):
+        for path, problem in problems(event):
+            raise SerializationError(_event_name(event), path, problem) from None
+        raise  # orjson failed on something the walk accepts: a bug, show it
+
+
+def problems(event: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Yield ``(path, problem)`` for every value of `event` that cannot be encoded."""
+    for key, value in event.items():
+        yield from _walk(value, str(key), set(), 1)
+
+
+def _event_name(event: Mapping[str, Any]) -> str:
+    name = event.get("name")
+    return name if isinstance(name, str) else repr(name)
+
+
+def _walk(value: Any, path: str, seen: set[int], depth: int) -> Iterator[tuple[str, str]]:
+    problem = _scalar_problem(value)
+    if problem is not None:
+        yield path, problem
+        return
+    children = _children(value)
+    if children is None:
+        return
+    if depth > MAX_DEPTH:
+        yield path, f"nested deeper than {MAX_DEPTH} levels"
+        return
+    if id(value) in seen:
+        yield path, "circular reference"
+        return
+    seen.add(id(value))
+    for key, child in children:
+        if not isinstance(key, _KEY_TYPES):
+            yield f"{path}.{key!r}", f"key of type {type(key).__name__} is not allowed"
+            continue
+        yield from _walk(child, f"{path}.{key}", seen, depth + 1)
+    seen.discard(id(value))
+
+
+_KEY_TYPES = (str, int, float, bool, uuid.UUID, enum.Enum, type(None), _dt.date, _dt.time)
+_NATIVE = (str, bool, float, type(None), _dt.date, _dt.time, uuid.UUID, enum.Enum, Decimal)
+
+
+def _scalar_problem(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if _INT64_MIN <= value <= _UINT64_MAX:
+            return None
+        return "integer does not fit in 64 bits"
+    if isinstance(value, (*_NATIVE, bytes, bytearray, memoryview)):
+        return None
+    if isinstance(value, Mapping | list | tuple | Set):
+        return None
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return None
+    return f"value of type {type(value).__name__} is not JSON serializable"
+
+
+def _children(value: Any) -> Iterator[tuple[Any, Any]] | None:
+    if isinstance(value, Mapping):
+        return iter(value.items())
+    if isinstance(value, list | tuple):
+        return iter(enumerate(value))
+    if isinstance(value, Set):
+        return iter(enumerate(value))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return iter((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    return None
+
+
+def marked_repr(value: Any) -> str:
+    """The text that stands in for a value that cannot be encoded."""
+    try:
+        text = repr(value)
+    except Exception:  # a broken __repr__ must not lose the event either
+        text = "?"
+    if len(text) > _REPR_LIMIT:
+        text = text[: _REPR_LIMIT - 3] + "..."
+    return f"<unserializable {type(value).__name__}: {text}>"
+
+
+def sanitize(event: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Return a copy of `event` in which every bad value is a marked repr, and the problems."""
+    found: list[tuple[str, str]] = []
+    clean = {str(k): _clean(v, str(k), set(), 1, found) for k, v in event.items()}
+    return clean, found
+
+
+def _clean(value: Any, path: str, seen: set[int], depth: int, found: list[tuple[str, str]]) -> Any:
+    problem = _scalar_problem(value)
+    if problem is not None:
+        found.append((path, problem))
+        return marked_repr(value)
+    children = _children(value)
+    if children is None:
+        return value
+    if depth > MAX_DEPTH or id(value) in seen:
+        found.append((path, "circular reference" if id(value) in seen else "nested too deep"))
+        return marked_repr(value) if depth <= MAX_DEPTH else "<unserializable: nested too deep>"
+    seen.add(id(value))
+    try:
+        if isinstance(value, Mapping) or dataclasses.is_dataclass(value):
+            out: dict[Any, Any] = {}
+            for key, child in children:
+                if not isinstance(key, _KEY_TYPES):
+                    found.append((f"{path}.{key!r}", f"key of type {type(key).__name__}"))
+                    key = marked_repr(key)
+                out[key] = _clean(child, f"{path}.{key}", seen, depth + 1, found)
+            return out
+        return [_clean(child, f"{path}.{i}", seen, depth + 1, found) for i, child in children]
+    finally:
+        seen.discard(id(value))
+
+
+def _dumps_repaired(event: Mapping[str, Any]) -> bytes:
+    clean, found = sanitize(event)
+    name = _event_name(event)
+    for path, problem in found:
+        diagnostics.warn_once(
+            ("serialization", name, path, problem),
+            "event %r: field %s replaced by a marked repr: %s",
+            name,
+            path,
+            problem,
+        )
+    diagnostics.increment("serialization.repaired")
+    return orjson.dumps(clean, default=_default, option=OPTIONS)

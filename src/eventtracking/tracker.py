@@ -1,0 +1,319 @@
+"""Track application events and hand them to backends (the Open edX public API).
+
+Usage::
+
+    from eventtracking import tracker
+    t = tracker.get_tracker()
+    t.enter_context('outer', {'user_id': 10938})
+    t.emit('navigation.request', {'url': 'http://www.edx.org/some/path/1'})
+
+This module is the one home of global state: the named trackers and the
+lazily built default tracker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Final, Literal
+
+from . import diagnostics, serialization
+from .backends.routing import Processor, RoutingBackend
+from .event import UNKNOWN_EVENT_TYPE, new_event_id
+from .exceptions import EventError
+from .locator import DefaultContextLocator, Scope, _LayeredLocator
+
+__all__ = [
+    "DEFAULT_TRACKER_NAME",
+    "TRACKERS",
+    "UNKNOWN_EVENT_TYPE",
+    "Tracker",
+    "emit",
+    "get_tracker",
+    "register_tracker",
+]
+
+DEFAULT_TRACKER_NAME: Final = "default"
+Envelope = Literal["full", "openedx"]
+ENVELOPES: Final = ("full", "openedx")
+
+_anonymous = itertools.count(1)
+_now = datetime.now
+
+
+class Tracker:
+    """Build events from a name, data and the current contexts, and route them to backends.
+
+    `backends` maps names to backends (objects with `send(event)`), called in
+    sorted-name order; `processors` run first (see `RoutingBackend`).
+    `context_locator` defaults to a `DefaultContextLocator`.
+
+    ``envelope="openedx"`` emits exactly the four Open edX keys (``name``,
+    ``timestamp``, ``data``, ``context``) for consumers that reject others;
+    the default ``"full"`` adds ``id``, a UUIDv7.
+
+    ``strict=True`` (for tests) makes emit raise `EventError` for a non-string
+    name, non-mapping data or a value JSON cannot encode; otherwise the event
+    is repaired, kept, logged once per problem and counted.
+
+    Thread-safe; emit never raises because of a backend.
+    """
+
+    def __init__(
+        self,
+        backends: Mapping[str, Any] | None = None,
+        context_locator: Any = None,
+        processors: list[Processor] | None = None,
+        *,
+        envelope: Envelope = "full",
+        strict: bool = False,
+    ) -> None:
+        if envelope not in ENVELOPES:
+            raise ValueError(f"envelope must be one of {ENVELOPES}, not {envelope!r}")
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
+        self.routing_backend = RoutingBackend(backends=backends, processors=processors)
+        self.context_locator = (
+            context_locator if context_locator is not None else DefaultContextLocator()
+        )
+        if not callable(getattr(self.context_locator, "get", None)):
+            raise ValueError("context_locator must have a callable 'get' method")
+        self._layered = isinstance(self.context_locator, _LayeredLocator)
+        self.envelope: Envelope = envelope
+        self.strict = strict
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+    # -- the Open edX surface -------------------------------------------------
+
+    @property
+    def backends(self) -> dict[str, Any]:
+        """The backends, by name, in the order they are called."""
+        return self.routing_backend.backends
+
+    @property
+    def processors(self) -> list[Processor]:
+        """The processors, in the order they run."""
+        return self.routing_backend.processors
+
+    @property
+    def located_context(self) -> MutableMapping[str, Mapping[str, Any]]:
+        """The contexts of the current thread or task, as a live mapping of name to context."""
+        located: MutableMapping[str, Mapping[str, Any]] = self.context_locator.get()
+        return located
+
+    def get_backend(self, name: str) -> Any:
+        """The backend configured as `name`; KeyError if there is none."""
+        return self.backends[name]
+
+    def emit(self, name: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+        """Build an event from `name`, `data` and the current contexts, and send it.
+
+        An empty name becomes ``'unknown'``; None data becomes ``{}``.
+        """
+        if self._closed:
+            raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
+        if type(name) is not str or not name:
+            name = self._checked_name(name)
+        if data is None:
+            data = {}
+        elif type(data) is not dict:
+            data = self._checked_data(name, data)
+        context = self.context_locator.resolve() if self._layered else self.resolve_context()
+        if self.envelope == "full":
+            event = {
+                "id": new_event_id(),
+                "name": name,
+                "timestamp": _now(UTC),
+                "data": data,
+                "context": context,
+            }
+        else:
+            event = {"name": name, "timestamp": _now(UTC), "data": data, "context": context}
+        if self.strict:
+            serialization.check(event)
+        self.routing_backend.send(event)
+
+    def resolve_context(self) -> dict[str, Any]:
+        """A new dict holding the union of all entered contexts; later ones win."""
+        if self._layered:
+            resolved: dict[str, Any] = self.context_locator.resolve()
+            return resolved
+        merged: dict[str, Any] = {}
+        for ctx in self.context_locator.get().values():
+            merged.update(ctx)
+        return merged
+
+    def enter_context(self, name: str, ctx: Mapping[str, Any], scope: Scope = "task") -> None:
+        """Enter context `name`; events emitted afterwards carry its keys.
+
+        ``scope="task"`` (default) limits it to this thread or asyncio task;
+        ``scope="process"`` shares it with every thread and task.
+        """
+        if self._layered:
+            self.context_locator.enter(name, ctx, scope)
+        elif scope != "task":
+            raise ValueError(f"{type(self.context_locator).__name__} has no {scope!r} scope")
+        else:
+            self.context_locator.get()[name] = ctx
+
+    def exit_context(self, name: str, scope: Scope = "task") -> None:
+        """Leave context `name`, in any order; KeyError if it was not entered."""
+        if self._layered:
+            self.context_locator.exit(name, scope)
+        else:
+            del self.context_locator.get()[name]
+
+    @contextmanager
+    def context(
+        self,
+        name: str | Mapping[str, Any],
+        ctx: Mapping[str, Any] | None = None,
+        scope: Scope = "task",
+    ) -> Iterator[None]:
+        """Apply a context for the duration of a ``with`` block, even if it raises.
+
+        Accepts ``context(name, ctx)`` and the one-argument ``context(ctx)``.
+        A context that shadowed an earlier one of the same name restores it.
+        """
+        if ctx is None:
+            if not isinstance(name, Mapping):
+                raise TypeError("context() takes (name, ctx) or a single mapping (ctx)")
+            key, value = f"anonymous-{next(_anonymous)}", name
+        elif not isinstance(name, str):
+            raise TypeError(f"context name must be a str, not {type(name).__name__}")
+        else:
+            key, value = name, ctx
+        previous = self._lookup(key, scope)
+        self.enter_context(key, value, scope)
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.exit_context(key, scope)
+            else:
+                self.enter_context(key, previous, scope)
+
+    def _lookup(self, name: str, scope: Scope) -> Mapping[str, Any] | None:
+        found: Mapping[str, Any] | None
+        if self._layered:
+            found = self.context_locator.lookup(name, scope)
+        else:
+            found = self.context_locator.get().get(name)
+        return found
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every backend has written what it holds; False if `timeout` ran out."""
+        return self.routing_backend.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush, then close every backend. Idempotent; emit afterwards raises RuntimeError."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.routing_backend.flush(timeout)
+        self.routing_backend.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has been called."""
+        return self._closed
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def stats(self) -> dict[str, int]:
+        """Process-wide self-metrics: repaired events, backend and processor errors, drops."""
+        return diagnostics.snapshot()
+
+    # -- input repair -----------------------------------------------------------
+
+    def _checked_name(self, name: object) -> str:
+        if name is None or name == "":
+            return UNKNOWN_EVENT_TYPE
+        if self.strict:
+            raise EventError(f"event name must be a str, not {type(name).__name__}: {name!r}")
+        text = str(name)
+        diagnostics.warn_once(
+            ("name", type(name).__name__),
+            "event name of type %s converted to str %r",
+            type(name).__name__,
+            text,
+        )
+        diagnostics.increment("events.repaired_name")
+        return text
+
+    def _checked_data(self, name: str, data: object) -> dict[str, Any]:
+        if isinstance(data, Mapping):
+            return dict(data)
+        if self.strict:
+            raise EventError(f"event {name!r}: data must be a mapping, not {type(data).__name__}")
+        diagnostics.warn_once(
+            ("data", name, type(data).__name__),
+            "event %r: data of type %s is not a mapping; kept under data.value",
+            name,
+            type(data).__name__,
+        )
+        diagnostics.increment("events.repaired_data")
+        return {"value": data}
+
+
+# -- named trackers: the library's one piece of global state ---------------------
+
+TRACKERS: dict[str, Tracker] = {}
+_default_lock = threading.Lock()
+
+
+def register_tracker(tracker: Tracker, name: str = DEFAULT_TRACKER_NAME) -> None:
+    """Make `tracker` available as `get_tracker(name)`; the default name is the default tracker."""
+    TRACKERS[name] = tracker
+
+
+def get_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
+    """The tracker registered as `name`.
+
+    The default tracker is built on first use when none was registered: from
+    the TOML file named by ``$EVENTTRACKING_CONFIG``, or else one that sends
+    JSON to the Python logger ``tracking``. Other names raise KeyError.
+    """
+    try:
+        return TRACKERS[name]
+    except KeyError:
+        if name != DEFAULT_TRACKER_NAME:
+            raise
+    with _default_lock:
+        if name not in TRACKERS:
+            TRACKERS[name] = _build_default_tracker()
+        return TRACKERS[name]
+
+
+def _build_default_tracker() -> Tracker:
+    from .config import load_tracker  # imported here: config imports every backend
+
+    path = os.environ.get("EVENTTRACKING_CONFIG")
+    if path:
+        return load_tracker(path)
+    from .backends.logger import LoggerBackend
+
+    return Tracker({"tracking": LoggerBackend(name="tracking", max_event_size=50_000)})
+
+
+def emit(name: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+    """Emit on the default tracker."""
+    get_tracker().emit(name, data)

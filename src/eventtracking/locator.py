@@ -43,6 +43,18 @@ class _Stack:
     def enter(self, name: str, ctx: Mapping[str, Any]) -> _Stack:
         return _Stack((*(e for e in self.entries if e[0] != name), (name, ctx)))
 
+    def reinsert(self, name: str, ctx: Mapping[str, Any], successors: list[str]) -> _Stack:
+        """Put `name` back before the first of `successors` still present (else last)."""
+        rest = [e for e in self.entries if e[0] != name]
+        later = set(successors)
+        index = next((i for i, e in enumerate(rest) if e[0] in later), len(rest))
+        rest.insert(index, (name, ctx))
+        return _Stack(tuple(rest))
+
+    def successors(self, name: str) -> list[str]:
+        names = [e[0] for e in self.entries]
+        return names[names.index(name) + 1 :] if name in names else []
+
     def exit(self, name: str) -> _Stack:
         if not any(e[0] == name for e in self.entries):
             raise KeyError(name)
@@ -140,6 +152,24 @@ class _LayeredLocator:
         else:
             with self._process_lock:
                 self._process = self._process.exit(name)
+                self._process_version += 1
+
+    def save(self, name: str, scope: Scope = "task") -> tuple[Mapping[str, Any], list[str]] | None:
+        """What `restore` needs to put context `name` back where it is now, or None."""
+        stack = self._task() if scope == "task" else self._process
+        ctx = stack.get(name)
+        return None if ctx is None else (ctx, stack.successors(name))
+
+    def restore(
+        self, name: str, saved: tuple[Mapping[str, Any], list[str]], scope: Scope = "task"
+    ) -> None:
+        """Put back a context captured by `save`, at its old place in the order."""
+        ctx, successors = saved
+        if scope == "task":
+            self._set_task(self._task().reinsert(name, ctx, successors))
+        else:
+            with self._process_lock:
+                self._process = self._process.reinsert(name, ctx, successors)
                 self._process_version += 1
 
     def lookup(self, name: str, scope: Scope = "task") -> Mapping[str, Any] | None:

@@ -189,7 +189,18 @@ class Tracker:
             raise TypeError(f"context name must be a str, not {type(name).__name__}")
         else:
             key, value = name, ctx
-        previous = self._lookup(key, scope)
+        if self._layered:
+            saved = self.context_locator.save(key, scope)
+            self.enter_context(key, value, scope)
+            try:
+                yield
+            finally:
+                if saved is None:
+                    self.exit_context(key, scope)
+                else:
+                    self.context_locator.restore(key, saved, scope)
+            return
+        previous = self.context_locator.get().get(key)
         self.enter_context(key, value, scope)
         try:
             yield
@@ -198,14 +209,6 @@ class Tracker:
                 self.exit_context(key, scope)
             else:
                 self.enter_context(key, previous, scope)
-
-    def _lookup(self, name: str, scope: Scope) -> Mapping[str, Any] | None:
-        found: Mapping[str, Any] | None
-        if self._layered:
-            found = self.context_locator.lookup(name, scope)
-        else:
-            found = self.context_locator.get().get(name)
-        return found
 
     # -- lifecycle --------------------------------------------------------------
 

@@ -40,15 +40,24 @@ class Redactor:
         mask: Any = MASK,
         fields: Iterable[str] = ("data", "context"),
     ) -> None:
-        chosen = list(DEFAULT_PATTERNS if patterns is None else patterns) + list(extra_patterns)
         if isinstance(patterns, str) or isinstance(extra_patterns, str):
             raise ImproperlyConfigured("Redactor patterns must be a list of strings")
+        chosen = list(DEFAULT_PATTERNS if patterns is None else patterns) + list(extra_patterns)
         if not chosen:
             raise ImproperlyConfigured("Redactor needs at least one pattern")
-        try:
-            self._regex = re.compile("|".join(f"(?:{p})" for p in chosen), re.IGNORECASE)
-        except re.error as exc:
-            raise ImproperlyConfigured(f"Redactor has an invalid pattern: {exc}") from exc
+        # Check each pattern alone first so the error names the one to fix.
+        for pattern in chosen:
+            if not isinstance(pattern, str):
+                raise ImproperlyConfigured(
+                    f"Redactor patterns must be strings, not {type(pattern).__name__} {pattern!r}"
+                )
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ImproperlyConfigured(
+                    f"Redactor has an invalid pattern {pattern!r}: {exc}"
+                ) from exc
+        self._regex = re.compile("|".join(f"(?:{p})" for p in chosen), re.IGNORECASE)
         self.patterns = tuple(chosen)
         self.mask = mask
         self.fields = tuple(fields)

@@ -33,13 +33,18 @@ class RegexFilter:
                 "RegexFilter regular_expressions must be a list of patterns, not one string"
             )
         self.filter_type = filter_type
-        self.regular_expressions = frozenset(regular_expressions or ())
+        # A list in the given order (as Open edX keeps it): a set would fail on
+        # unhashable items and sorting on mixed types, before the check below.
+        self.regular_expressions = list(regular_expressions or ())
         compiled = []
         invalid = []
-        for expression in sorted(self.regular_expressions):
+        for expression in self.regular_expressions:
+            if not isinstance(expression, str):
+                invalid.append(f"{expression!r} (not a string)")
+                continue
             try:
                 compiled.append(re.compile(expression))
-            except (re.error, TypeError) as exc:
+            except re.error as exc:
                 invalid.append(f"{expression!r} ({exc})")
         if invalid:
             raise ImproperlyConfigured(

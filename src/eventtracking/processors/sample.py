@@ -22,7 +22,7 @@ class Sampler:
     tried in the given order; names that match none use `default`. The
     decision hashes the event id, so every process and every replay of the
     same event decides the same way; events without an id fall back to a
-    hash of name and timestamp. Dropped events are counted per pattern under
+    hash of name and timestamp. Dropped events are counted under
     ``sampler.dropped``.
     """
 
@@ -30,7 +30,13 @@ class Sampler:
         if not isinstance(rates, Mapping):
             raise ImproperlyConfigured("Sampler rates must be a mapping of pattern to rate")
         compiled: list[tuple[re.Pattern[str], int, str]] = []
-        for pattern, rate in {**rates, "*": default}.items():
+        # The default is a final catch-all rule appended after the caller's rules;
+        # merging it into `rates` as a "*" key would overwrite an explicit "*" rate.
+        for pattern, rate in [*rates.items(), ("*", default)]:
+            if not isinstance(pattern, str):
+                raise ImproperlyConfigured(
+                    f"Sampler patterns must be strings, not {type(pattern).__name__} {pattern!r}"
+                )
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
                 raise ImproperlyConfigured(
                     f"Sampler rate for {pattern!r} must be a number in [0, 1], not {rate!r}"

@@ -1,0 +1,212 @@
+"""The embedded SQLite store: batched idempotent writes and the read API."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventtracking.backends.sqlite import SQLiteBackend
+from eventtracking.exceptions import StoreError
+from eventtracking.store import Query, open_store
+from eventtracking.store.sqlite import SQLiteStore, from_micros, row_for, to_micros
+from eventtracking.tracker import Tracker
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ev(i: int, name: str = "a.b", hours: float = 0, **context: Any) -> dict[str, Any]:
+    return {
+        "id": f"id-{i:06d}",
+        "name": name,
+        "timestamp": T0 + timedelta(hours=hours),
+        "data": {"i": i},
+        "context": context,
+    }
+
+
+def test_store_file_uses_wal_and_indexes(tmp_path: Path) -> None:
+    SQLiteBackend(tmp_path / "e.db").close()
+    db = sqlite3.connect(tmp_path / "e.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"events_name_ts", "events_ts"} <= indexes
+
+
+def test_events_are_batched_until_full_or_flushed(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db", batch_size=3, max_delay=60)
+    reader = SQLiteStore(tmp_path / "e.db")
+    backend.send(ev(1))
+    backend.send(ev(2))
+    assert reader.count(Query()) == 0
+    backend.send(ev(3))
+    assert reader.count(Query()) == 3
+    backend.send(ev(4))
+    assert backend.flush(5.0) is True
+    assert reader.count(Query()) == 4
+    backend.close()
+
+
+def test_a_partial_batch_is_written_after_max_delay(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db", batch_size=1000, max_delay=0.05)
+    reader = SQLiteStore(tmp_path / "e.db")
+    backend.send(ev(1))
+    deadline = time.monotonic() + 10
+    while reader.count(Query()) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert reader.count(Query()) == 1
+    backend.close()
+
+
+def test_writes_are_idempotent_on_event_id(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db")
+    backend.send_batch([ev(1), ev(2)])
+    backend.send_batch([ev(1), ev(2), ev(3)])
+    backend.send(ev(3))
+    backend.close()
+    assert SQLiteStore(tmp_path / "e.db").count(Query()) == 3
+
+
+def test_events_without_ids_get_content_ids(tmp_path: Path) -> None:
+    event = ev(1)
+    del event["id"]
+    event_id, name, ts, _ = row_for(event)
+    assert event_id.startswith("h-") and name == "a.b" and ts == to_micros(T0)
+    assert row_for(dict(event))[0] == event_id  # the same content, the same id
+
+
+def test_round_trip_through_a_tracker(tmp_path: Path) -> None:
+    with Tracker({"db": SQLiteBackend(tmp_path / "e.db")}) as t:
+        t.enter_context("req", {"user_id": 7})
+        t.emit("x.y", {"n": 1})
+    (stored,) = open_store(str(tmp_path / "e.db")).query(Query())
+    assert stored["name"] == "x.y" and stored["context"] == {"user_id": 7}
+    assert datetime.fromisoformat(stored["timestamp"]).tzinfo is not None
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    s = SQLiteStore(tmp_path / "q.db")
+    events = [ev(i, "video.play" if i % 2 else "nav.request", hours=i, user_id=i % 3) for i in range(48)]
+    events.append(ev(100, "video.pause", hours=5, user_id="abc"))
+    s.write([row_for(e) for e in events])
+    return s
+
+
+def test_query_by_exact_name_glob_and_time(store: SQLiteStore) -> None:
+    assert store.count(Query(names=("nav.request",))) == 24
+    assert store.count(Query(names=("video.*",))) == 25
+    since, until = T0 + timedelta(hours=10), T0 + timedelta(hours=20)
+    found = store.query(Query(names=("video.play",), since=since, until=until, limit=None))
+    assert [e["data"]["i"] for e in found] == [11, 13, 15, 17, 19]
+
+
+def test_query_by_context_field_matches_numbers_written_as_text(store: SQLiteStore) -> None:
+    numeric = store.query(Query(context=(("user_id", "2"),), limit=None))
+    assert numeric and all(e["context"]["user_id"] == 2 for e in numeric)
+    assert [e["data"]["i"] for e in store.query(Query(context=(("user_id", "abc"),)))] == [100]
+    assert store.count(Query(data=(("i", "7"),))) == 1
+
+
+def test_limit_order_and_newest_first(store: SQLiteStore) -> None:
+    oldest = store.query(Query(limit=2))
+    newest = store.query(Query(limit=2, newest_first=True))
+    assert [e["data"]["i"] for e in oldest] == [0, 1]
+    assert [e["data"]["i"] for e in newest] == [47, 46]
+
+
+def test_counts_by_name_and_hour_and_time_range(store: SQLiteStore) -> None:
+    assert store.counts_by_name() == [("nav.request", 24), ("video.play", 24), ("video.pause", 1)]
+    hours = store.counts_by_hour()
+    assert hours[0] == (T0, 1) and (T0 + timedelta(hours=5), 2) in hours
+    assert sum(count for _, count in hours) == 49
+    assert store.time_range() == (T0, T0 + timedelta(hours=47))
+
+
+def test_tail_and_follow_in_insertion_order(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "t.db")
+    s.write([row_for(ev(i)) for i in range(5)])
+    assert [e["data"]["i"] for e in s.tail(3)] == [2, 3, 4]
+    follow = s.follow(poll_interval=0.01, n=2)
+    assert [next(follow)["data"]["i"] for _ in range(2)] == [3, 4]
+    s.write([row_for(ev(9))])
+    assert next(follow)["data"]["i"] == 9
+
+
+def test_opening_a_missing_or_foreign_file_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no such event store"):
+        open_store(str(tmp_path / "missing.db"))
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a readable event store"):
+        open_store(str(junk))
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)")
+    with pytest.raises(StoreError, match="no events table"):
+        open_store(str(other))
+
+
+def test_query_rejects_naive_bounds_and_bad_limits() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        Query(since=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="limit"):
+        Query(limit=-1)
+
+
+def test_micros_conversions() -> None:
+    assert from_micros(to_micros(T0)) == T0
+    assert to_micros("2026-01-01T00:00:00Z") == to_micros(T0)
+    assert to_micros(datetime(2026, 1, 1)) == to_micros(T0)
+
+
+def test_bad_options_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        SQLiteBackend(tmp_path / "x.db", batch_size=0)
+    with pytest.raises(ValueError, match="max_delay"):
+        SQLiteBackend(tmp_path / "x.db", max_delay=-1)
+
+
+def test_send_after_close_raises_and_close_is_idempotent(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db")
+    backend.close()
+    backend.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        backend.send(ev(1))
+
+
+def test_failed_write_keeps_the_batch_for_the_next_try(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db", batch_size=100, max_delay=60)
+    backend.send(ev(1))
+    locker = sqlite3.connect(tmp_path / "e.db", timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")
+    backend.store._db.execute("PRAGMA busy_timeout = 50")
+    with pytest.raises(sqlite3.OperationalError):
+        backend.flush(1.0)
+    locker.rollback()
+    assert backend.flush(5.0) is True
+    backend.close()
+    assert SQLiteStore(tmp_path / "e.db").count(Query()) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_does_not_rewrite_the_parents_buffer(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db", batch_size=100, max_delay=60)
+    backend.send(ev(1))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            child = SQLiteBackend(tmp_path / "e.db")
+            child.send(ev(2))
+            child.close()
+            backend.close()  # the inherited backend has an empty buffer here
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    backend.close()
+    ids = sorted(e["id"] for e in SQLiteStore(tmp_path / "e.db").query(Query()))
+    assert ids == ["id-000001", "id-000002"]

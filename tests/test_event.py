@@ -1,0 +1,75 @@
+"""Event ids: UUIDv7, time-ordered, unique across threads and forked processes."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eventtracking.event import event_id_time, new_event_id
+
+
+def test_ids_are_version_7_rfc_variant() -> None:
+    value = uuid.UUID(new_event_id())
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+
+
+def test_ids_strictly_increase_within_a_process() -> None:
+    ids = [new_event_id() for _ in range(20_000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_id_encodes_its_creation_time() -> None:
+    before = datetime.now(UTC) - timedelta(milliseconds=5)
+    created = event_id_time(new_event_id())
+    assert before <= created <= datetime.now(UTC) + timedelta(milliseconds=5)
+
+
+def test_ids_are_unique_across_threads() -> None:
+    results: list[list[str]] = [[] for _ in range(4)]
+
+    def make(slot: list[str]) -> None:
+        slot.extend(new_event_id() for _ in range(5_000))
+
+    threads = [threading.Thread(target=make, args=(slot,)) for slot in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [i for slot in results for i in slot]
+    assert len(set(everything)) == len(everything)
+    for slot in results:  # each thread still sees increasing ids
+        assert slot == sorted(slot)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_children_do_not_repeat_the_parents_ids() -> None:
+    new_event_id()  # the generator state is now shared with any child
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        os.write(write_fd, "\n".join(new_event_id() for _ in range(200)).encode())
+        os._exit(0)
+    os.close(write_fd)
+    parent_ids = {new_event_id() for _ in range(200)}
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    child_ids = set(b"".join(chunks).decode().split("\n"))
+    assert len(child_ids) == 200
+    assert not parent_ids & child_ids
+    # random tails differ too, not only the sequence numbers
+    assert not {i[19:] for i in parent_ids} & {i[19:] for i in child_ids}
+
+
+def test_a_burst_beyond_the_sequence_space_stays_ordered() -> None:
+    ids = [new_event_id() for _ in range(50_000)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)

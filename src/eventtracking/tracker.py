@@ -124,7 +124,10 @@ class Tracker:
             data = {}
         elif type(data) is not dict:
             data = self._checked_data(name, data)
-        context = self.context_locator.resolve() if self._layered else self.resolve_context()
+        if self._layered:
+            context = self.context_locator.merged().copy()
+        else:
+            context = self.resolve_context()
         if self.envelope == "full":
             event = {
                 "id": new_event_id(),
@@ -137,7 +140,17 @@ class Tracker:
             event = {"name": name, "timestamp": _now(UTC), "data": data, "context": context}
         if self.strict:
             serialization.check(event)
-        self.routing_backend.send(event)
+        routing = self.routing_backend
+        if routing.processors:
+            routing.send(event)
+            return
+        # The common case, inlined: no tracker-level processors, so hand the
+        # event straight to each backend (what RoutingBackend.send would do).
+        for backend_name, backend in routing.backends.items():
+            try:
+                backend.send(event)
+            except Exception:
+                routing.backend_failed(backend_name)
 
     def resolve_context(self) -> dict[str, Any]:
         """A new dict holding the union of all entered contexts; later ones win."""

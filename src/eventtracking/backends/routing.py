@@ -111,8 +111,12 @@ class RoutingBackend:
             try:
                 backend.send(event)
             except Exception:
-                diagnostics.increment(f"backend.{name}.errors")
-                diagnostics.log_burst(f"backend:{name}", "unable to send event to backend %r", name)
+                self.backend_failed(name)
+
+    def backend_failed(self, name: str) -> None:
+        """Count and log (rate-limited, with the active exception) a failed send to `name`."""
+        diagnostics.increment(f"backend.{name}.errors")
+        diagnostics.log_burst(f"backend:{name}", "unable to send event to backend %r", name)
 
     def send_batch(self, events: list[Any]) -> None:
         """Process each event, then hand the survivors to each backend in one call."""

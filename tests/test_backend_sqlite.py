@@ -92,7 +92,9 @@ def test_round_trip_through_a_tracker(tmp_path: Path) -> None:
 @pytest.fixture
 def store(tmp_path: Path) -> SQLiteStore:
     s = SQLiteStore(tmp_path / "q.db")
-    events = [ev(i, "video.play" if i % 2 else "nav.request", hours=i, user_id=i % 3) for i in range(48)]
+    events = [
+        ev(i, "video.play" if i % 2 else "nav.request", hours=i, user_id=i % 3) for i in range(48)
+    ]
     events.append(ev(100, "video.pause", hours=5, user_id="abc"))
     s.write([row_for(e) for e in events])
     return s
@@ -210,3 +212,26 @@ def test_a_forked_child_does_not_rewrite_the_parents_buffer(tmp_path: Path) -> N
     backend.close()
     ids = sorted(e["id"] for e in SQLiteStore(tmp_path / "e.db").query(Query()))
     assert ids == ["id-000001", "id-000002"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_buffered_events_are_written_before_fork_and_the_child_writes_its_own(
+    tmp_path: Path,
+) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db", batch_size=100, max_delay=60)
+    backend.send(ev(1))
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            backend.send(ev(3))  # the inherited backend works in the child
+            backend.close()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    backend.send(ev(2))
+    backend.close()
+    ids = sorted(e["id"] for e in SQLiteStore(tmp_path / "e.db").query(Query()))
+    assert ids == ["id-000001", "id-000002", "id-000003"]

@@ -245,7 +245,9 @@ class TestRedactor:
             "request": {"headers": {"Cookie": MASK, "Accept": "a"}},
             "forms": [{"password": MASK, "name": "n"}, "plain", [{"secret": MASK}]],
         }
-        assert out["context"] == {"deep": {"deeper": {"deepest": {"access_token": MASK, "ok": True}}}}
+        assert out["context"] == {
+            "deep": {"deeper": {"deepest": {"access_token": MASK, "ok": True}}}
+        }
 
     def test_whole_value_of_a_secret_key_is_masked_even_if_nested(self) -> None:
         event = make_event(data={"secret": {"a": 1, "b": [1, 2]}})
@@ -275,6 +277,20 @@ class TestRedactor:
         event = make_event(data={"Email_Address": "e", "emailing": "x", "mail": "m"})
         out = Redactor(patterns=[r"email_?address"])(event)
         assert out["data"] == {"Email_Address": MASK, "emailing": "x", "mail": "m"}
+
+    def test_patterns_are_independent_regexes(self) -> None:
+        # Inline flags, backreferences and repeated group names are valid in
+        # each pattern alone and must not clash with one another.
+        redactor = Redactor(patterns=[r"(?i)^pin$", r"(a)\1", r"(?P<g>ssn)", r"(?P<g>iban)"])
+        event = make_event(data={"PIN": 1, "aa": 2, "ab": 3, "ssn": 4, "iban": 5, "x": 6})
+        assert redactor(event)["data"] == {
+            "PIN": MASK,
+            "aa": MASK,
+            "ab": 3,
+            "ssn": MASK,
+            "iban": MASK,
+            "x": 6,
+        }
 
     def test_custom_mask(self) -> None:
         out = Redactor(mask=None)(make_event(data={"token": "t"}))
@@ -569,8 +585,10 @@ class TestProcessorsInRouting:
             event["context"]["user_id"] = -1
             event["context"]["extra"] = "x"
 
-        mutated_mem, plain_mem, processed_mem = InMemoryBackend(), InMemoryBackend(), (
-            InMemoryBackend()
+        mutated_mem, plain_mem, processed_mem = (
+            InMemoryBackend(),
+            InMemoryBackend(),
+            (InMemoryBackend()),
         )
         other_branch = "z" if mutating_branch == "a" else "a"
         tracker = Tracker(

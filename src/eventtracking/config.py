@@ -185,7 +185,17 @@ def _matches(value: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    """Readable text for a type hint: ``int | None``, ``one of 'drop', 'truncate'``."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(hint))
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(_describe(arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return "None"
+    if origin is None and isinstance(getattr(hint, "__name__", None), str):
+        return str(hint.__name__)
+    return str(hint).replace("typing.", "")
 
 
 _TRACKER_KEYS = {"backends", "processors", "tracker"}
@@ -195,6 +205,11 @@ _TRACKER_OPTIONS = {"envelope", "strict", "context_locator"}
 def tracker_from_config(config: Mapping[str, Any], path: str = "") -> Tracker:
     """Build a Tracker from ``{"backends": {...}, "processors": [...], "tracker": {...}}``."""
     prefix = f"{path}." if path else ""
+    if not isinstance(config, Mapping):
+        raise ImproperlyConfigured(
+            f"{path or '<root>'}: expected a mapping with backends, processors and tracker "
+            f"sections, not {type(config).__name__}"
+        )
     unknown = set(config) - _TRACKER_KEYS
     if unknown:
         raise ImproperlyConfigured(

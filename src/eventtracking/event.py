@@ -2,8 +2,9 @@
 
 Ids are UUIDv7 (RFC 9562) in canonical text form: 48 bits of Unix milliseconds,
 a 12-bit sequence that keeps ids from one process strictly increasing within a
-millisecond, and 62 random bits from the operating system's generator. Text ids cost less to build than `uuid.UUID`
-objects on the emit path and go into every sink unchanged.
+millisecond, and 62 random bits from the operating system's generator, drawn
+once per millisecond. Text ids cost less to build than `uuid.UUID` objects on
+the emit path and go into every sink unchanged.
 """
 
 from __future__ import annotations

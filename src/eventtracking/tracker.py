@@ -124,10 +124,7 @@ class Tracker:
             data = {}
         elif type(data) is not dict:
             data = self._checked_data(name, data)
-        if self._layered:
-            context = self.context_locator.merged().copy()
-        else:
-            context = self.resolve_context()
+        context = self.context_locator.merged().copy() if self._layered else self.resolve_context()
         if self.envelope == "full":
             event = {
                 "id": new_event_id(),

@@ -7,7 +7,8 @@ process reading the file sees each event at once.
 
 Rotation: when the file reaches `rotate_bytes`, or `rotate_interval` seconds
 after it was opened, it is renamed to ``PATH.YYYYmmddTHHMMSS.ffffff`` and a new
-file is started; rotated files are never overwritten.
+file is started; rotated files are never overwritten. A rename that fails is
+counted under ``jsonl.rotate_errors`` and writing goes on in the current file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .. import diagnostics
 from ..serialization import dumps
 
 _open_backends: weakref.WeakSet[JSONLinesBackend] = weakref.WeakSet()
@@ -34,8 +36,46 @@ def _flush_all_at_exit() -> None:
             backend.flush(1.0)
 
 
+_forking: list[JSONLinesBackend] = []
+
+
+def _before_fork() -> None:
+    # Empty every buffer before fork(): a child that inherited buffered lines
+    # would write them a second time when it flushes. Holding each lock across
+    # the fork keeps other threads from writing half a line meanwhile.
+    _forking[:] = list(_open_backends)
+    for backend in _forking:
+        backend._lock.acquire()
+        if not backend._closed:
+            with contextlib.suppress(Exception):
+                backend._file.flush()
+
+
+def _after_fork_in_parent() -> None:
+    for backend in _forking:
+        backend._lock.release()
+    _forking.clear()
+
+
+def _after_fork_in_child() -> None:
+    for backend in _forking:
+        backend._lock = threading.Lock()
+    _forking.clear()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
+
+
 class JSONLinesBackend:
-    """Write one JSON object per line to `path`; thread-safe."""
+    """Write one JSON object per line to `path`; thread-safe and fork-safe.
+
+    Buffers are emptied before `os.fork()`, so a pre-fork server's children
+    never write a line twice; each process then appends its own lines.
+    """
 
     def __init__(
         self,
@@ -46,15 +86,20 @@ class JSONLinesBackend:
         autoflush: bool = False,
         buffer_size: int = 1 << 20,
     ) -> None:
-        if rotate_bytes is not None and (not isinstance(rotate_bytes, int) or rotate_bytes <= 0):
+        # bool is an int subclass: True would silently mean "rotate after 1 byte".
+        if rotate_bytes is not None and (
+            isinstance(rotate_bytes, bool) or not isinstance(rotate_bytes, int) or rotate_bytes <= 0
+        ):
             raise ValueError(f"rotate_bytes must be a positive int or None, not {rotate_bytes!r}")
         if rotate_interval is not None and (
-            not isinstance(rotate_interval, int | float) or rotate_interval <= 0
+            isinstance(rotate_interval, bool)
+            or not isinstance(rotate_interval, int | float)
+            or not rotate_interval > 0
         ):
             raise ValueError(
                 f"rotate_interval must be positive seconds or None, not {rotate_interval!r}"
             )
-        if not isinstance(buffer_size, int) or buffer_size < 0:
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0:
             raise ValueError(f"buffer_size must be an int >= 0, not {buffer_size!r}")
         self.path = Path(path)
         self.rotate_bytes = rotate_bytes
@@ -111,14 +156,23 @@ class JSONLinesBackend:
     def _rotate(self) -> None:
         self._flush_locked()
         self._file.close()
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
-        target = self.path.with_name(f"{self.path.name}.{stamp}")
-        n = 1
-        while target.exists():
-            target = self.path.with_name(f"{self.path.name}.{stamp}.{n}")
-            n += 1
-        os.replace(self.path, target)
-        self._file = self._open()
+        try:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
+            target = self.path.with_name(f"{self.path.name}.{stamp}")
+            n = 1
+            while target.exists():
+                target = self.path.with_name(f"{self.path.name}.{stamp}.{n}")
+                n += 1
+            os.replace(self.path, target)
+        except OSError:
+            # A failed rename must not lose the line being written: keep
+            # appending to the current file and try again on a later write.
+            diagnostics.increment("jsonl.rotate_errors")
+            diagnostics.log_burst(
+                f"jsonl.rotate:{self.path}", "cannot rotate %s; still writing to it", self.path
+            )
+        finally:
+            self._file = self._open()
 
     def _flush_locked(self) -> None:
         self._file.flush()

@@ -5,7 +5,8 @@ silently: by default (``oversize="drop"``, the Open edX behaviour) it is not
 logged, a warning names the event and its size (never its payload) once per
 event name, and the counter ``logger.oversize_dropped`` goes up. With
 ``oversize="truncate"`` it is logged with ``data`` replaced by a marker that
-keeps the start of the original data and its size.
+keeps the start of the original data and its size; if even the event's id,
+name and timestamp do not fit, it is dropped and counted as above.
 """
 
 from __future__ import annotations
@@ -63,15 +64,18 @@ class LoggerBackend:
 
     def _oversized(self, event: dict[str, Any], text: str, limit: int) -> str | None:
         name = event.get("name")
-        if self.oversize == "drop":
+        truncated = _truncate(event, len(text), limit) if self.oversize == "truncate" else None
+        if truncated is None:
             diagnostics.increment("logger.oversize_dropped")
             diagnostics.warn_once(
                 ("logger.oversize", str(name)),
-                "event %r is %d characters, over max_event_size=%d: not logged "
-                "(set oversize='truncate' to log it truncated)",
+                "event %r is %d characters, over max_event_size=%d: not logged (%s)",
                 name,
                 len(text),
                 limit,
+                "set oversize='truncate' to log it truncated"
+                if self.oversize == "drop"
+                else "too large even when truncated",
             )
             return None
         diagnostics.increment("logger.oversize_truncated")
@@ -82,23 +86,30 @@ class LoggerBackend:
             len(text),
             limit,
         )
-        data_text = dumps_str({"d": event.get("data")})[5:-1]
-        shell = {**event, "data": {"_truncated": True, "_original_size": len(text), "_prefix": ""}}
-        room = limit - len(dumps_str(shell))
-        if room > 0:
-            shell["data"]["_prefix"] = data_text[:room]
+        return truncated
+
+
+def _truncate(event: dict[str, Any], size: int, limit: int) -> str | None:
+    """`event` as JSON of at most `limit` characters with its data cut; None if it cannot fit."""
+    data_text = dumps_str({"d": event.get("data")})[5:-1]
+    shell = {**event, "data": {"_truncated": True, "_original_size": size, "_prefix": ""}}
+    room = limit - len(dumps_str(shell))
+    if room >= 0:
+        shell["data"]["_prefix"] = data_text[:room]
+        truncated = dumps_str(shell)
+        while len(truncated) > limit and shell["data"]["_prefix"]:
+            # escaping can lengthen the prefix; trim until it fits
+            shell["data"]["_prefix"] = shell["data"]["_prefix"][: -(len(truncated) - limit)]
             truncated = dumps_str(shell)
-            while len(truncated) > limit and shell["data"]["_prefix"]:
-                # escaping can lengthen the prefix; trim until it fits
-                shell["data"]["_prefix"] = shell["data"]["_prefix"][: -(len(truncated) - limit)]
-                truncated = dumps_str(shell)
-            return truncated
-        # The envelope alone is too big (a huge context): keep only the identity.
-        minimal = {key: event[key] for key in ("id", "name", "timestamp") if key in event} | {
-            "data": {"_truncated": True, "_original_size": len(text)},
-            "context": {},
-        }
-        return dumps_str(minimal)
+        return truncated
+    # The envelope alone is too big (a huge context): keep only the identity.
+    minimal = {key: event[key] for key in ("id", "name", "timestamp") if key in event} | {
+        "data": {"_truncated": True, "_original_size": size},
+        "context": {},
+    }
+    text = dumps_str(minimal)
+    # A line over the limit would be cut by the log pipeline into invalid JSON.
+    return text if len(text) <= limit else None
 
 
 class DateTimeJSONEncoder(json.JSONEncoder):

@@ -2,7 +2,8 @@
 
 Processors run in order; each returns the event to pass on (None means
 unchanged). `EventEmissionExit` drops the event; any other exception is
-logged, counted, and the chain goes on with the event as it was. Backends are
+logged, counted, and the chain goes on with the event as the failing processor
+left it (changes it made in place before raising are kept). Backends are
 called in sorted-name order; one failing backend never stops the others.
 
 Processors may change the event's top-level keys and the top-level keys of

@@ -34,16 +34,50 @@ def _flush_all_at_exit() -> None:
             diagnostics.log_burst("sqlite:atexit", "SQLite store flush at exit failed")
 
 
+_forking: list[SQLiteBackend] = []
+
+
+def _before_fork() -> None:
+    # Write every buffer before fork(): otherwise parent and child would both
+    # hold (and write) the same events. Locks are held across the fork.
+    _forking[:] = list(_open_backends)
+    for backend in _forking:
+        backend._write_lock.acquire()
+        backend._lock.acquire()
+        if not backend._closed and backend._rows:
+            try:
+                backend.store.write(backend._rows)
+                backend._rows = []
+            except Exception:
+                diagnostics.log_burst("sqlite:fork", "SQLite write before fork failed")
+
+
+def _after_fork_in_parent() -> None:
+    for backend in _forking:
+        backend._lock.release()
+        backend._write_lock.release()
+    _forking.clear()
+
+
 def _after_fork_in_child() -> None:
-    for backend in list(_open_backends):
+    for backend in _forking:
         backend._after_fork()
+    _forking.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 class SQLiteBackend:
-    """Write events to the SQLite store at `path` (created if missing); thread-safe."""
+    """Write events to the SQLite store at `path` (created if missing); thread- and fork-safe.
+
+    Buffered events are written before `os.fork()`; a child process gets its
+    own connection and an empty buffer, so nothing is written twice.
+    """
 
     def __init__(
         self,
@@ -64,14 +98,21 @@ class SQLiteBackend:
         self._write_lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._closed = False
+        self._inherited: list[SQLiteStore] = []
         _open_backends.add(self)
 
     def _after_fork(self) -> None:
-        # The child has no timer thread and must not write the parent's buffer twice.
+        # The child has no timer thread, an empty buffer, and its own
+        # connection: SQLite connections must not cross fork(). The inherited
+        # one is kept referenced, never closed, because closing it here could
+        # checkpoint or remove the parent's WAL file.
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._timer = None
         self._rows = []
+        if not self._closed:
+            self._inherited.append(self.store)
+            self.store = SQLiteStore(self.path)
 
     def send(self, event: dict[str, Any]) -> None:
         """Buffer `event`; write the batch when it is full."""

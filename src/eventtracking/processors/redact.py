@@ -45,19 +45,21 @@ class Redactor:
         chosen = list(DEFAULT_PATTERNS if patterns is None else patterns) + list(extra_patterns)
         if not chosen:
             raise ImproperlyConfigured("Redactor needs at least one pattern")
-        # Check each pattern alone first so the error names the one to fix.
+        # Compiled one by one, not joined into one alternation: the error then
+        # names the pattern to fix, and patterns with inline flags or named
+        # groups cannot clash with each other. Decisions are cached per key.
+        self._regexes: list[re.Pattern[str]] = []
         for pattern in chosen:
             if not isinstance(pattern, str):
                 raise ImproperlyConfigured(
                     f"Redactor patterns must be strings, not {type(pattern).__name__} {pattern!r}"
                 )
             try:
-                re.compile(pattern)
+                self._regexes.append(re.compile(pattern, re.IGNORECASE))
             except re.error as exc:
                 raise ImproperlyConfigured(
                     f"Redactor has an invalid pattern {pattern!r}: {exc}"
                 ) from exc
-        self._regex = re.compile("|".join(f"(?:{p})" for p in chosen), re.IGNORECASE)
         self.patterns = tuple(chosen)
         self.mask = mask
         self.fields = tuple(fields)
@@ -68,7 +70,7 @@ class Redactor:
             return False
         decided = self._decisions.get(key)
         if decided is None:
-            decided = self._regex.search(key) is not None
+            decided = any(regex.search(key) for regex in self._regexes)
             if len(self._decisions) < 100_000:
                 self._decisions[key] = decided
         return decided

@@ -235,3 +235,71 @@ def test_buffered_events_are_written_before_fork_and_the_child_writes_its_own(
     backend.close()
     ids = sorted(e["id"] for e in SQLiteStore(tmp_path / "e.db").query(Query()))
     assert ids == ["id-000001", "id-000002", "id-000003"]
+
+
+def test_follow_with_zero_history_starts_at_the_end(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "f.db")
+    s.write([row_for(ev(i)) for i in range(3)])
+    follow = s.follow(poll_interval=0.01, n=0)
+    s.write([row_for(ev(7))])
+    assert next(follow)["data"]["i"] == 7
+
+
+def test_reading_never_changes_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(StoreError):
+        open_store(str(empty))
+    assert empty.read_bytes() == b""
+    foreign = tmp_path / "foreign.db"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE mine (x)")
+    db.commit()
+    db.close()
+    before = foreign.read_bytes()
+    with pytest.raises(StoreError, match="not an event store"):
+        SQLiteStore(foreign, create=True)  # writing into someone else's database is refused
+    assert foreign.read_bytes() == before
+    with pytest.raises(StoreError, match="is a directory"):
+        open_store(str(tmp_path))
+
+
+def test_filters_for_booleans_null_and_strict_numbers(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "b.db")
+    s.write(
+        [
+            row_for(ev(1, flag=True, n=1000)),
+            row_for(ev(2, flag=False, n="1_000")),
+            row_for(ev(3, flag=None, n=2.5)),
+        ]
+    )
+
+    def ids(**context: str) -> list[int]:
+        query = Query(context=tuple(context.items()), limit=None)
+        return [e["data"]["i"] for e in s.query(query)]
+
+    assert ids(flag="true") == [1]
+    assert ids(flag="false") == [2]
+    assert ids(flag="null") == [3]
+    assert ids(n="1000") == [1]
+    assert ids(n="1_000") == [2]  # a string that Python would read as 1000 stays a string
+    assert ids(n="2.5") == [3]
+    with pytest.raises(ValueError, match="must not contain"):
+        s.query(Query(context=(('a"b', "1"),)))
+
+
+def test_unreadable_timestamp_is_indexed_at_arrival_and_counted() -> None:
+    from eventtracking import diagnostics
+
+    event = ev(1)
+    event["timestamp"] = "yesterday-ish"
+    before = time.time_ns() // 1000
+    _, _, ts, body = row_for(event)
+    assert ts >= before
+    assert b"yesterday-ish" in body
+    assert diagnostics.snapshot()["store.bad_timestamp"] == 1
+
+
+def test_from_micros_is_exact() -> None:
+    micros = 1_780_000_000_123_457
+    assert to_micros(from_micros(micros)) == micros

@@ -10,6 +10,7 @@ run while a writer writes.
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import threading
 import time
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from .. import diagnostics
 from ..exceptions import StoreError
 from ..serialization import dumps, loads
 from . import Query
@@ -53,7 +55,7 @@ def to_micros(value: Any) -> int:
 
 def from_micros(micros: int) -> datetime:
     """The UTC datetime for microseconds since the epoch."""
-    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def row_for(event: dict[str, Any]) -> tuple[str, str, int, bytes]:
@@ -67,7 +69,14 @@ def row_for(event: dict[str, Any]) -> tuple[str, str, int, bytes]:
     name = event.get("name")
     try:
         ts = to_micros(event.get("timestamp"))
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):
+        # Stored under the time it arrived; the body keeps the original value.
+        diagnostics.increment("store.bad_timestamp")
+        diagnostics.warn_once(
+            ("store.bad_timestamp", str(name)),
+            "event %r has an unreadable timestamp; indexed under its arrival time",
+            name,
+        )
         ts = time.time_ns() // 1000
     return event_id, name if isinstance(name, str) else str(name), ts, body
 
@@ -80,34 +89,63 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path, create: bool = True, timeout: float = 30.0) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a directory, not an event store file")
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if not create and not exists:
             raise StoreError(f"{self.path}: no such event store (run `eventtracking demo`?)")
+        if exists:
+            self._check_header()
         if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot create its directory: {exc}") from exc
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open: {exc}") from exc
+        try:
+            if exists:
+                self._check_schema()
             if create:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
                 self._db.execute(
                     "INSERT OR IGNORE INTO et_meta (key, value) VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
-            else:
-                self._check_schema()
         except sqlite3.DatabaseError as exc:
+            self._db.close()
             raise StoreError(f"{self.path}: not a readable event store: {exc}") from exc
+        except StoreError:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
 
+    def _check_header(self) -> None:
+        # Read the magic bytes before SQLite touches the file, so that opening
+        # a file that is not ours never changes it.
+        try:
+            with self.path.open("rb") as handle:
+                header = handle.read(16)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read: {exc}") from exc
+        if header != b"SQLite format 3\x00":
+            raise StoreError(f"{self.path}: not a readable event store (not a SQLite file)")
+
     def _check_schema(self) -> None:
-        row = self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name='events'"
-        ).fetchone()
-        if row is None:
-            raise StoreError(f"{self.path}: is a SQLite file but holds no events table")
+        tables = {
+            row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if "events" not in tables or "et_meta" not in tables:
+            raise StoreError(
+                f"{self.path}: is a SQLite file but not an event store (no events table); "
+                "choose another path"
+            )
 
     # -- writing -------------------------------------------------------------
 
@@ -152,9 +190,16 @@ class SQLiteStore:
             params.append(to_micros(query.until))
         for section, filters in (("context", query.context), ("data", query.data)):
             for key, value in filters:
+                if '"' in key:
+                    raise ValueError(f"{section} filter key {key!r} must not contain '\"'")
                 path = f'$.{section}."{key}"'
-                clauses.append("json_extract(body, ?) IN (?, ?)")
-                params.extend([path, value, _typed(value)])
+                if value in ("true", "false", "null") or value is None or isinstance(value, bool):
+                    literal = "null" if value is None else str(value).lower()
+                    clauses.append("json_type(body, ?) = ?")
+                    params.extend([path, literal])
+                else:
+                    clauses.append("json_extract(body, ?) IN (?, ?)")
+                    params.extend([path, value, _typed(value)])
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         return where, params
 
@@ -180,11 +225,22 @@ class SQLiteStore:
         return [loads(body) for (body,) in reversed(rows)]
 
     def follow(self, poll_interval: float = 0.5, n: int = 10) -> Iterator[dict[str, Any]]:
-        """Yield the last `n` events, then every event stored afterwards, forever."""
+        """Yield the last `n` events, then every event stored afterwards, forever.
+
+        The starting point is fixed when `follow` is called, not on the first `next()`.
+        """
         rows = self._read("SELECT seq, body FROM events ORDER BY seq DESC LIMIT ?", [n])
-        last = rows[0][0] if rows else 0
-        for _, body in reversed(rows):
-            yield loads(body)
+        if rows:
+            last = int(rows[0][0])
+        else:
+            last = int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", [])[0][0])
+        history = [loads(body) for _, body in reversed(rows)]
+        return self._follow(history, last, poll_interval)
+
+    def _follow(
+        self, history: list[dict[str, Any]], last: int, poll_interval: float
+    ) -> Iterator[dict[str, Any]]:
+        yield from history
         while True:
             rows = self._read(
                 "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 1000", [last]
@@ -232,12 +288,15 @@ class SQLiteStore:
             self._db.close()
 
 
+_INT = re.compile(r"-?[0-9]+")
+_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?")
+
+
 def _typed(value: Any) -> Any:
     """The number a filter string spells, so ``user_id=7`` matches the integer 7."""
     if isinstance(value, str):
-        for convert in (int, float):
-            try:
-                return convert(value)
-            except ValueError:
-                continue
+        if _INT.fullmatch(value):
+            return int(value)
+        if _FLOAT.fullmatch(value):
+            return float(value)
     return value

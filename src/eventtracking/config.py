@@ -23,11 +23,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .backends.logger import LoggerBackend
 from .exceptions import ImproperlyConfigured
-from .tracker import ENVELOPES, Tracker
+from .tracker import ENVELOPES, Tracker, set_default_factory
 
 __all__ = [
     "build_backends",
+    "build_default_tracker",
     "build_processors",
     "import_object",
     "instantiate",
@@ -265,3 +267,15 @@ def load_tracker(file: str | os.PathLike[str]) -> Tracker:
         return tracker_from_config(config)
     except ImproperlyConfigured as exc:
         raise ImproperlyConfigured(f"{target}: {exc}") from exc
+
+
+def build_default_tracker() -> Tracker:
+    """The default tracker: from ``$EVENTTRACKING_CONFIG`` (TOML) if set, else JSON to the
+    ``tracking`` logger (the Open edX convention; events up to 50,000 characters)."""
+    path = os.environ.get("EVENTTRACKING_CONFIG")
+    if path:
+        return load_tracker(path)
+    return Tracker({"tracking": LoggerBackend(name="tracking", max_event_size=50_000)})
+
+
+set_default_factory(build_default_tracker)

@@ -39,3 +39,28 @@ class MissingExtraError(EventTrackingError, ImportError):
         super().__init__(
             f"{module} is not installed; install it with: pip install 'eventtracking[{extra}]'"
         )
+
+
+class DeliveryError(EventTrackingError):
+    """A backend could not deliver; tells the delivery worker whether to retry.
+
+    Backends translate driver errors into `RetryableError` or `TerminalError`
+    (``raise RetryableError(...) from exc``). Any other exception from a
+    backend counts as retryable.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RetryableError(DeliveryError):
+    """A transient failure (connection lost, HTTP 5xx/408/429); `retry_after` in seconds."""
+
+
+class TerminalError(DeliveryError):
+    """A failure that retrying cannot fix (HTTP 4xx, a rejected event): dead-letter it."""
+
+    retryable = False

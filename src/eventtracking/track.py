@@ -10,6 +10,7 @@ from .tracker import (
     emit,
     get_tracker,
     register_tracker,
+    set_default_factory,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "emit",
     "get_tracker",
     "register_tracker",
+    "set_default_factory",
 ]

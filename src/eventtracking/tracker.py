@@ -14,9 +14,8 @@ lazily built default tracker.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -36,6 +35,7 @@ __all__ = [
     "emit",
     "get_tracker",
     "register_tracker",
+    "set_default_factory",
 ]
 
 DEFAULT_TRACKER_NAME: Final = "default"
@@ -291,6 +291,7 @@ class Tracker:
 
 TRACKERS: dict[str, Tracker] = {}
 _default_lock = threading.Lock()
+_default_factory: Callable[[], Tracker] | None = None
 
 
 def register_tracker(tracker: Tracker, name: str = DEFAULT_TRACKER_NAME) -> None:
@@ -316,15 +317,17 @@ def get_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
         return TRACKERS[name]
 
 
+def set_default_factory(factory: Callable[[], Tracker]) -> None:
+    """Choose how the default tracker is built on first use (`eventtracking.config` sets it)."""
+    global _default_factory
+    _default_factory = factory
+
+
 def _build_default_tracker() -> Tracker:
-    from .config import load_tracker  # imported here: config imports every backend
-
-    path = os.environ.get("EVENTTRACKING_CONFIG")
-    if path:
-        return load_tracker(path)
-    from .backends.logger import LoggerBackend
-
-    return Tracker({"tracking": LoggerBackend(name="tracking", max_event_size=50_000)})
+    # eventtracking/__init__.py imports eventtracking.config, which sets the factory.
+    if _default_factory is None:
+        raise RuntimeError("no default tracker factory is set; see set_default_factory()")
+    return _default_factory()
 
 
 def emit(name: str | None = None, data: Mapping[str, Any] | None = None) -> None:

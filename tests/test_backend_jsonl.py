@@ -165,7 +165,7 @@ class TestSizeRotation:
     ) -> None:
         rotate_bytes = 1_000
         backend = open_backend(backends, path, rotate_bytes=rotate_bytes)
-        line_size = len(jsonl.dumps(make_event(100))) + 1
+        line_size = len(jsonl.dumps_line(make_event(100)))
         for i in range(200):
             backend.send(make_event(i))
         backend.close()

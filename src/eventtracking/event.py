@@ -9,65 +9,75 @@ the emit path and go into every sink unchanged.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
 UNKNOWN_EVENT_TYPE: Final = "unknown"
 
 _SEQ_TEXT: Final = tuple(f"-7{seq:03x}-" for seq in range(4096))
+
+# The id state of the current millisecond: (ms, prefix text, random tail text,
+# next sequence number). It is replaced as a whole, under _lock, only when the
+# millisecond changes; within a millisecond, itertools.count hands out
+# sequence numbers atomically, so the common path takes no lock.
+_State = tuple[int, str, str, Callable[[], int]]
 _lock = threading.Lock()
-_last_ms = 0
-_prefix = ""
-_tail = ""
-_seq = 0
+_state: _State = (0, "", "", itertools.count().__next__)
 
 
 def _after_fork_in_child() -> None:
     # Forget the millisecond state so the child draws fresh random bits and
     # never reuses the parent's (prefix, sequence, random) triples.
-    global _lock, _last_ms
+    global _lock, _state
     _lock = threading.Lock()
-    _last_ms = 0
+    _state = (0, "", "", itertools.count().__next__)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _millisecond_prefix(ms: int) -> tuple[str, str]:
-    # 62 random bits from the OS generator, drawn once per millisecond and
-    # shared by the ids of that millisecond, which differ by their sequence.
-    # The top two bits become the RFC 9562 variant "10".
-    tail = (int.from_bytes(os.urandom(8), "big") >> 2) | (1 << 63)
-    text = f"{tail:016x}"
-    return f"{ms >> 16:08x}-{ms & 0xFFFF:04x}", f"{text[:4]}-{text[4:]}"
+def _roll(seen_ms: int, now_ms: int) -> _State:
+    """Start a new millisecond (or borrow the next one when the sequence is spent)."""
+    global _state
+    with _lock:
+        if _state[0] == seen_ms:  # nobody rolled it meanwhile
+            ms = max(now_ms, seen_ms + 1)
+            # 62 random bits from the OS generator, shared by the ids of this
+            # millisecond (which differ by sequence); the top two bits become
+            # the RFC 9562 variant "10". The sequence starts low in its 12 bits
+            # so that bursts rarely spend it.
+            tail = f"{(int.from_bytes(os.urandom(8), 'big') >> 2) | (1 << 63):016x}"
+            _state = (
+                ms,
+                f"{ms >> 16:08x}-{ms & 0xFFFF:04x}",
+                f"{tail[:4]}-{tail[4:]}",
+                itertools.count(ms & 0x1FF).__next__,
+            )
+        return _state
 
 
 def new_event_id() -> str:
     """Return a new UUIDv7 as a lower-case canonical string; thread-safe and fork-safe.
 
-    Ids are unique, not secret: ids made in the same millisecond by one process
-    share their random bits.
+    Ids from one thread strictly increase. Ids are unique, not secret: ids made
+    in the same millisecond by one process share their random bits.
     """
-    global _last_ms, _prefix, _tail, _seq
+    state = _state
     ms = time.time_ns() // 1_000_000
-    with _lock:
-        if ms > _last_ms:
-            _last_ms = ms
-            _prefix, _tail = _millisecond_prefix(ms)
-            # Start low in the 12-bit space so that bursts rarely overflow it.
-            _seq = ms & 0x1FF
-        else:
-            _seq += 1
-            if _seq > 0xFFF:
-                # More than ~3,500 ids in one millisecond: borrow the next
-                # millisecond rather than break ordering (RFC 9562, 6.2).
-                _last_ms += 1
-                _prefix, _tail = _millisecond_prefix(_last_ms)
-                _seq = 0
-        return _prefix + _SEQ_TEXT[_seq] + _tail
+    if ms > state[0]:
+        state = _roll(state[0], ms)
+    seq = state[3]()
+    while seq > 0xFFF:
+        # More than ~3,500 ids in one millisecond: borrow the next millisecond
+        # rather than break ordering (RFC 9562, 6.2).
+        state = _roll(state[0], state[0] + 1)
+        seq = state[3]()
+    return state[1] + _SEQ_TEXT[seq] + state[2]
 
 
 def event_id_time(event_id: str) -> datetime:

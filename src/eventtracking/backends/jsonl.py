@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import diagnostics
-from ..serialization import dumps
+from ..serialization import dumps_line
 
 _open_backends: weakref.WeakSet[JSONLinesBackend] = weakref.WeakSet()
 
@@ -106,6 +106,7 @@ class JSONLinesBackend:
         self.rotate_interval = rotate_interval
         self.fsync = bool(fsync)
         self.autoflush = bool(autoflush)
+        self._rotating = rotate_bytes is not None or rotate_interval is not None
         self._buffer_size = buffer_size
         self._lock = threading.Lock()
         self._closed = False
@@ -121,15 +122,20 @@ class JSONLinesBackend:
 
     def send(self, event: dict[str, Any]) -> None:
         """Append `event` as one line."""
-        line = dumps(event) + b"\n"
+        line = dumps_line(event)
         with self._lock:
-            self._write(line)
+            if self._closed:
+                raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
+            if self._rotating and self._due_for_rotation():
+                self._rotate()
+            self._file.write(line)
+            self._size += len(line)
             if self.autoflush:
                 self._flush_locked()
 
     def send_batch(self, events: list[dict[str, Any]]) -> None:
         """Append several events with one write."""
-        data = b"".join([dumps(event) + b"\n" for event in events])
+        data = b"".join([dumps_line(event) for event in events])
         with self._lock:
             self._write(data)
             if self.autoflush:
@@ -138,7 +144,7 @@ class JSONLinesBackend:
     def _write(self, data: bytes) -> None:
         if self._closed:
             raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
-        if self._due_for_rotation():
+        if self._rotating and self._due_for_rotation():
             self._rotate()
         self._file.write(data)
         self._size += len(data)

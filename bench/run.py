@@ -1,0 +1,357 @@
+"""Benchmark eventtracking against its peers, in one run, on the shared workload.
+
+Workload (see ../shared/bench/peers.py): two nested contexts (outer: user_id,
+org, course_id; inner: session_id, path), then N events 'navigation.request'
+with {url, n}. Each figure includes the final flush/close, so deferred work
+cannot hide. The peers run first, then ours, so that ratios compare figures
+taken at the same moment on the same (noisy) machine.
+
+    .venv/bin/python bench/run.py --events 200000 [--repeat 3] [--skip-peers]
+
+Figures go to a table on stdout and to bench/out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import platform
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from eventtracking.backends.jsonl import JSONLinesBackend
+from eventtracking.backends.logger import LoggerBackend
+from eventtracking.backends.sqlite import SQLiteBackend
+from eventtracking.event import new_event_id
+from eventtracking.store import Query
+from eventtracking.store.sqlite import SQLiteStore, row_for
+from eventtracking.testing import InMemoryBackend
+from eventtracking.tracker import Tracker
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+OUTER = {"user_id": 10938, "org": "edX", "course_id": "course-v1:edX+DemoX+Demo"}
+INNER = {"session_id": "2987lkjdyoioey", "path": "/some/path"}
+URL = "http://www.edx.org/some/path/%d"
+PEER_LINE = re.compile(r"^(\S+) ([0-9.]+) us/event$")
+
+QUERY_MAX_MS = 50.0
+
+
+# -- our figures: the shared workload through the public API -------------------------
+
+
+def workload(tracker: Tracker, n: int) -> None:
+    tracker.enter_context("outer", OUTER)
+    with tracker.context("inner", INNER):
+        for i in range(n):
+            tracker.emit("navigation.request", {"url": URL % i, "n": i})
+
+
+def timed(tracker: Tracker, n: int, close: Callable[[], None]) -> float:
+    """Microseconds per event for the workload plus `close`."""
+    gc.collect()
+    start = time.perf_counter()
+    workload(tracker, n)
+    close()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def bench_jsonl(n: int, tmp: Path) -> float:
+    path = tmp / "events.jsonl"
+    path.unlink(missing_ok=True)
+    tracker = Tracker({"jsonl": JSONLinesBackend(path)})
+    us = timed(tracker, n, tracker.close)
+    lines = count_lines(path)
+    assert lines == n, f"jsonl: {lines} lines, expected {n}"
+    with open(path, "rb") as handle:
+        first = json.loads(handle.readline())
+    assert first["context"] == {**OUTER, **INNER}, first["context"]
+    return us
+
+
+def bench_logger(n: int, tmp: Path) -> float:
+    """Set up exactly as peers.py sets up Open edX event-tracking."""
+    path = tmp / "events.log"
+    path.unlink(missing_ok=True)
+    handler = logging.FileHandler(path)
+    logger = logging.getLogger("tracking")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        tracker = Tracker({"log": LoggerBackend(name="tracking", max_event_size=None)})
+        us = timed(tracker, n, handler.close)
+    finally:
+        logger.removeHandler(handler)
+    lines = count_lines(path)
+    assert lines == n, f"logger: {lines} lines, expected {n}"
+    return us
+
+
+def bench_memory(n: int, tmp: Path) -> float:
+    memory = InMemoryBackend()
+    tracker = Tracker({"mem": memory})
+    us = timed(tracker, n, tracker.close)
+    assert len(memory.events) == n, f"memory: {len(memory.events)} events, expected {n}"
+    return us
+
+
+def bench_sqlite(n: int, tmp: Path) -> float:
+    path = tmp / "events.db"
+    for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)
+    tracker = Tracker({"db": SQLiteBackend(path)})
+    us = timed(tracker, n, tracker.close)
+    store = SQLiteStore(path, create=False)
+    try:
+        rows = store.count(Query(limit=None))
+    finally:
+        store.close()
+    assert rows == n, f"sqlite: {rows} rows, expected {n}"
+    return us
+
+
+# system -> (benchmark, peer the ratio is taken against, max ratio, max us/event)
+OURS: dict[str, tuple[Callable[[int, Path], float], str, float | None, float | None]] = {
+    "ours: JSONLinesBackend": (bench_jsonl, "limit", 2.0, None),
+    "ours: LoggerBackend": (bench_logger, "limit", None, None),  # vs event-tracking 4.0.2
+    "ours: InMemoryBackend": (bench_memory, "limit", None, 1.5),
+    "ours: SQLiteBackend": (bench_sqlite, "sqlite-limit", 1.5, None),
+}
+
+
+# -- peers ------------------------------------------------------------------------------
+
+
+def run_peers(peers_dir: Path, n: int, console: Console) -> dict[str, float]:
+    script = peers_dir / "run-peers.sh"
+    if not script.is_file():
+        console.print(f"[yellow]No peers: {script} is missing; ratios are n/a.[/]")
+        return {}
+    console.print(f"Running peers: {script} {n} (builds venvs under /tmp on first use)")
+    proc = subprocess.run([str(script), str(n)], capture_output=True, text=True, check=False)
+    peers = {}
+    for line in proc.stdout.splitlines():
+        match = PEER_LINE.match(line.strip())
+        if match:
+            peers[match[1]] = float(match[2])
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        console.print(f"[yellow]run-peers.sh exited with {proc.returncode}:[/]\n{tail}")
+    return peers
+
+
+# -- query: a cached store of realistic events -------------------------------------------
+
+QUERY_START = datetime(2024, 3, 1, tzinfo=UTC)
+QUERY_SPAN = timedelta(days=30)
+QUERY_NAME = "navigation.request"
+NAMES = (  # (name, relative frequency); QUERY_NAME is the most frequent, 30%
+    ("navigation.request", 30), ("edx.ui.lms.link_clicked", 12), ("edx.video.played", 15),
+    ("edx.video.paused", 10), ("problem_check", 10), ("page_close", 7),
+    ("edx.grades.problem.submitted", 6), ("edx.forum.thread.created", 4),
+    ("edx.course.enrollment.activated", 3), ("edx.bi.user.account.authenticated", 3),
+)  # fmt: skip
+STORE_VERSION = 1  # bump when the generated events change, to rebuild cached stores
+
+
+def build_store(path: Path, n: int, console: Console) -> None:
+    rng = random.Random(42)
+    courses = [
+        f"course-v1:{org}+CS{k}+2024" for org in ("edX", "MITx", "HarvardX") for k in range(8)
+    ]
+    sessions = [
+        {
+            "user_id": rng.randint(1, 200_000),
+            "username": f"learner{rng.randint(1, 10**6)}",
+            "org": course.split(":")[1].split("+")[0],
+            "course_id": course,
+            "session_id": f"{rng.getrandbits(128):032x}",
+            "ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0",
+            "host": "courses.example.org",
+        }
+        for course in rng.choices(courses, k=20_000)
+    ]
+    names = rng.choices([name for name, _ in NAMES], weights=[w for _, w in NAMES], k=n)
+    step = QUERY_SPAN / n
+
+    def event(i: int) -> dict[str, Any]:
+        session = rng.choice(sessions)
+        context = {**session, "path": f"/courses/{session['course_id']}/courseware/{i % 97}"}
+        data = {"url": URL % i, "n": i, "position": i % 600}
+        timestamp = QUERY_START + step * i
+        return {
+            "id": new_event_id(),
+            "name": names[i],
+            "timestamp": timestamp,
+            "data": data,
+            "context": context,
+        }
+
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    store = SQLiteStore(partial)
+    start = time.perf_counter()
+    for first in range(0, n, 10_000):
+        store.write([row_for(event(i)) for i in range(first, min(n, first + 10_000))])
+    store.close()
+    partial.replace(path)  # a build cut short never passes for a cached store
+    console.print(f"Built {path} ({n:,} events) in {time.perf_counter() - start:.1f} s")
+
+
+def bench_query(n: int, console: Console) -> dict[str, Any]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"query-{n}-v{STORE_VERSION}.db"
+    if path.is_file():
+        console.print(f"Using cached store {path}")
+    else:
+        build_store(path, n, console)
+    since = QUERY_START + QUERY_SPAN / 2
+    query = Query(names=(QUERY_NAME,), since=since, until=since + timedelta(hours=1), limit=None)
+    store = SQLiteStore(path, create=False)
+    try:
+        total = store.count(Query(limit=None))
+        assert total == n, f"{path}: {total} events, expected {n}; delete it to rebuild"
+        result: dict[str, Any] = {"store": str(path), "events": n, "query": repr(query)}
+        runs: tuple[tuple[str, Callable[[Query], Any]], ...] = (
+            ("query", lambda q: len(store.query(q))),
+            ("count", store.count),
+        )
+        for label, run in runs:
+            run(query)  # warm-up
+            times = []
+            for _ in range(7):
+                start = time.perf_counter()
+                rows = run(query)
+                times.append((time.perf_counter() - start) * 1e3)
+            result[label] = {"median_ms": statistics.median(times), "runs_ms": times, "rows": rows}
+    finally:
+        store.close()
+    return result
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("[green]PASS[/]" if ok else "[red]FAIL[/]")
+
+
+def judge(name: str, us: float, peers: dict[str, float]) -> dict[str, Any]:
+    """One row of the table: ratio against the reference peer, target and verdict."""
+    peer = OURS[name][1] if name in OURS else name.removeprefix("peer: ")
+    vs = "sqlite-limit" if peer == "sqlite-limit" else "limit"
+    ref = peers.get(vs)
+    row = {"system": name, "us": us, "vs": vs, "ratio": us / ref if ref else None}
+    if name in OURS:
+        _, _, max_ratio, max_us = OURS[name]
+        if max_ratio is not None:
+            row["target"] = f"<= {max_ratio}x {vs}"
+            row["pass"] = None if row["ratio"] is None else row["ratio"] <= max_ratio
+        elif max_us is not None:
+            row["target"], row["pass"] = f"<= {max_us} us", us <= max_us
+    return row
+
+
+def report(
+    args: argparse.Namespace,
+    peers: dict[str, float],
+    runs: dict[str, list[float]],
+    query: dict[str, Any] | None,
+) -> dict[str, Any]:
+    rows = [judge(f"peer: {name}", us, peers) for name, us in peers.items()]
+    rows += [judge(name, min(times), peers) | {"runs_us": times} for name, times in runs.items()]
+    table = Table(
+        title=f"{args.events:,} events; ours: best of {args.repeat} runs, peers: one run",
+        caption="ratio is vs `limit` (SQLite rows: vs `sqlite-limit`); store rows: median of 7",
+    )
+    for column in ("system", "us/event", "ratio", "target", "result"):
+        table.add_column(column, justify="left" if column in ("system", "target") else "right")
+    for row in rows:
+        ratio = "n/a" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        result = verdict(row["pass"]) if "pass" in row else ""
+        table.add_row(row["system"], f"{row['us']:.2f}", ratio, row.get("target", ""), result)
+    for label in ("query", "count"):
+        if query:
+            ms = query[label]["median_ms"]
+            query[label]["pass"] = ok = ms < QUERY_MAX_MS
+            table.add_row(
+                f"ours: store.{label}", f"{ms:.2f} ms", "", f"< {QUERY_MAX_MS} ms", verdict(ok)
+            )
+    console = Console()
+    console.print(table)
+    if "eventtracking" in peers:
+        factor = peers["eventtracking"] / min(runs["ours: LoggerBackend"])
+        console.print(f"ours: LoggerBackend is {factor:.2f}x faster than event-tracking 4.0.2")
+    if query:
+        got, counted = query["query"]["rows"], query["count"]["rows"]
+        console.print(
+            f"store.query/count: {QUERY_NAME!r}, 1 hour of a {query['events']:,}-event store "
+            f"spanning 30 days: {got:,} rows returned (count: {counted:,})"
+        )
+    return {"figures": rows, "query": query}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--query-events", type=int, default=1_000_000)
+    parser.add_argument("--peers-dir", type=Path, default=ROOT.parent / "shared" / "bench")
+    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--skip-query", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each of ours; best counts")
+    args = parser.parse_args()
+    if args.events < 1 or args.repeat < 1:
+        parser.error("--events and --repeat must be positive")
+    console = Console()
+
+    load = os.getloadavg()[0]  # a 1-minute average above ~0.5 on 2 cores: expect noise
+    console.print(f"load average {load:.2f}" + (" [yellow](busy: noisy)[/]" if load > 0.5 else ""))
+    peers = {} if args.skip_peers else run_peers(args.peers_dir.resolve(), args.events, console)
+    runs: dict[str, list[float]] = {name: [] for name in OURS}
+    with tempfile.TemporaryDirectory(prefix="eventtracking-bench-") as tmp:
+        for round_ in range(args.repeat):  # round-robin, so a noisy moment hits all alike
+            console.print(f"Our figures: round {round_ + 1} of {args.repeat}")
+            for name, (bench, *_) in OURS.items():
+                runs[name].append(bench(args.events, Path(tmp)))
+    query = None if args.skip_query else bench_query(args.query_events, console)
+
+    results = report(args, peers, runs, query)
+    results.update(
+        events=args.events,
+        repeat=args.repeat,
+        peers=peers,
+        when=datetime.now(UTC).isoformat(),
+        python=sys.version.split()[0],
+        machine={"platform": platform.platform(), "cpus": os.cpu_count()},
+        load_average=os.getloadavg(),
+    )
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    console.print(f"Wrote {OUT / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -117,6 +117,41 @@ def bench_memory(n: int, tmp: Path) -> float:
     return us
 
 
+class NullBackend:
+    """Keeps nothing: what emit itself costs, without holding events alive."""
+
+    def send(self, event: dict[str, Any]) -> None:
+        pass
+
+
+def bench_null(n: int, tmp: Path) -> float:
+    tracker = Tracker({"null": NullBackend()})
+    return timed(tracker, n, tracker.close)
+
+
+def bench_memory_floor(n: int, tmp: Path) -> float:
+    """Hand-written floor for keeping events in a list: one dict per event, appended.
+
+    Keeping hundreds of thousands of dicts alive makes Python's cyclic garbage
+    collector run full collections over them; this shows that cost without us.
+    """
+    gc.collect()
+    kept: list[dict[str, Any]] = []
+    append, now = kept.append, datetime.now
+    start = time.perf_counter()
+    context = {**OUTER, **INNER}
+    for i in range(n):
+        append(
+            {
+                "name": "navigation.request",
+                "timestamp": now(UTC),
+                "data": {"url": URL % i, "n": i},
+                "context": context.copy(),
+            }
+        )
+    return (time.perf_counter() - start) / n * 1e6
+
+
 def bench_sqlite(n: int, tmp: Path) -> float:
     path = tmp / "events.db"
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
@@ -137,6 +172,8 @@ OURS: dict[str, tuple[Callable[[int, Path], float], str, float | None, float | N
     "ours: JSONLinesBackend": (bench_jsonl, "limit", 2.0, None),
     "ours: LoggerBackend": (bench_logger, "limit", None, None),  # vs event-tracking 4.0.2
     "ours: InMemoryBackend": (bench_memory, "limit", None, 1.5),
+    "floor: list of dicts": (bench_memory_floor, "limit", None, None),
+    "ours: emit, no-op backend": (bench_null, "limit", None, None),
     "ours: SQLiteBackend": (bench_sqlite, "sqlite-limit", 1.5, None),
 }
 

@@ -64,3 +64,18 @@ class TerminalError(DeliveryError):
     """A failure that retrying cannot fix (HTTP 4xx, a rejected event): dead-letter it."""
 
     retryable = False
+
+
+class ValidationError(EventError):
+    """An event breaks its documented type (strict validation policy only).
+
+    `event_name`, `field` (for example ``data.position``) and `rule` (for
+    example ``wrong_type``) say what and where.
+    """
+
+    def __init__(self, event_name: str, field: str, rule: str, detail: str) -> None:
+        self.event_name = event_name
+        self.field = field
+        self.rule = rule
+        self.detail = detail
+        super().__init__(f"event {event_name!r}: {field}: {rule}: {detail}")

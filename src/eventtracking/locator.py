@@ -26,10 +26,26 @@ Scope = Literal["task", "process"]
 SCOPES: tuple[Scope, ...] = ("task", "process")
 
 
+class ContextView:
+    """The merged contexts in effect and their names, shared until contexts change.
+
+    `merged` must not be changed (copy it). `scratch` is a cache for values
+    derived from this set of contexts (the registry keeps its annotations here).
+    """
+
+    __slots__ = ("merged", "names", "scratch", "version")
+
+    def __init__(self, version: int, merged: dict[str, Any], names: tuple[str, ...]) -> None:
+        self.version = version
+        self.merged = merged
+        self.names = names
+        self.scratch: dict[Any, Any] = {}
+
+
 class _Stack:
     """An immutable ordered set of named contexts plus their merged view."""
 
-    __slots__ = ("_combined", "entries", "merged")
+    __slots__ = ("_combined", "entries", "merged", "names")
 
     def __init__(self, entries: tuple[tuple[str, Mapping[str, Any]], ...]) -> None:
         self.entries = entries
@@ -37,8 +53,9 @@ class _Stack:
         for _, ctx in entries:
             merged.update(ctx)
         self.merged = merged
+        self.names = tuple(name for name, _ in entries)
         # (process-layer version, merged view of both layers), filled on first use
-        self._combined: tuple[int, dict[str, Any]] | None = None
+        self._combined: ContextView | None = None
 
     def enter(self, name: str, ctx: Mapping[str, Any]) -> _Stack:
         return _Stack((*(e for e in self.entries if e[0] != name), (name, ctx)))
@@ -181,18 +198,31 @@ class _LayeredLocator:
         stack = self._task() if scope == "task" else self._process
         return [name for name, _ in stack.entries]
 
-    def merged(self) -> dict[str, Any]:
-        """The merged view of both layers. Shared: callers must copy before changing it."""
+    def view(self) -> ContextView:
+        """The contexts in effect for this thread or task, merged (cached until they change)."""
         task = self._task()
         version = self._process_version
         combined = task._combined
-        if combined is not None and combined[0] == version:
-            return combined[1]
+        if combined is not None and combined.version == version:
+            return combined
         process = self._process
-        view = {**process.merged, **task.merged} if process.entries else task.merged
+        if process.entries:
+            view = ContextView(
+                version, {**process.merged, **task.merged}, process.names + task.names
+            )
+        else:
+            view = ContextView(version, task.merged, task.names)
         # Benign race: concurrent readers compute the same value.
-        task._combined = (version, view)
+        task._combined = view
         return view
+
+    def merged(self) -> dict[str, Any]:
+        """The merged view of both layers. Shared: callers must copy before changing it."""
+        return self.view().merged
+
+    def context_names(self) -> tuple[str, ...]:
+        """Names of the contexts in effect: process ones, then task ones."""
+        return self.view().names
 
     def resolve(self) -> dict[str, Any]:
         """A fresh copy of the merged context, safe to hand to one event."""

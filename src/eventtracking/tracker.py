@@ -25,7 +25,10 @@ from . import diagnostics, serialization
 from .backends.routing import Processor, RoutingBackend
 from .event import UNKNOWN_EVENT_TYPE, new_event_id
 from .exceptions import EventError
-from .locator import DefaultContextLocator, Scope, _LayeredLocator
+from .locator import ContextView, DefaultContextLocator, Scope, _LayeredLocator
+from .registry.checker import EventChecker
+from .registry.model import POLICIES, Policy, TypeVersion
+from .registry.registry import Registry, caller_source
 
 __all__ = [
     "DEFAULT_TRACKER_NAME",
@@ -61,6 +64,11 @@ class Tracker:
     name, non-mapping data or a value JSON cannot encode; otherwise the event
     is repaired, kept, logged once per problem and counted.
 
+    `registry` holds documented event and context types (see `register`);
+    ``validation`` (``"warn"``, ``"strict"`` or ``"off"``) says what happens
+    when an event breaks its type, and `max_event_size` (bytes of JSON) adds a
+    size check. A tracker whose registry is empty validates nothing.
+
     Thread-safe; emit never raises because of a backend.
     """
 
@@ -72,7 +80,16 @@ class Tracker:
         *,
         envelope: Envelope = "full",
         strict: bool = False,
+        registry: Registry | None = None,
+        validation: Policy = "warn",
+        max_event_size: int | None = None,
     ) -> None:
+        if validation not in POLICIES:
+            raise ValueError(f"validation must be one of {POLICIES}, not {validation!r}")
+        if max_event_size is not None and (
+            isinstance(max_event_size, bool) or not isinstance(max_event_size, int)
+        ):
+            raise TypeError(f"max_event_size must be an int or None, not {max_event_size!r}")
         if envelope not in ENVELOPES:
             raise ValueError(f"envelope must be one of {ENVELOPES}, not {envelope!r}")
         if not isinstance(strict, bool):
@@ -86,6 +103,10 @@ class Tracker:
         self._layered = isinstance(self.context_locator, _LayeredLocator)
         self.envelope: Envelope = envelope
         self.strict = strict
+        self.registry = registry if registry is not None else Registry()
+        self._checker = EventChecker(
+            self.registry, validation, max_event_size, annotate=envelope == "full"
+        )
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -124,7 +145,13 @@ class Tracker:
             data = {}
         elif type(data) is not dict:
             data = self._checked_data(name, data)
-        context = self.context_locator.merged().copy() if self._layered else self.resolve_context()
+        view: ContextView | None
+        if self._layered:
+            view = self.context_locator.view()
+            context = view.merged.copy()
+        else:
+            view = None
+            context = self.resolve_context()
         if self.envelope == "full":
             event = {
                 "id": new_event_id(),
@@ -135,6 +162,9 @@ class Tracker:
             }
         else:
             event = {"name": name, "timestamp": _now(UTC), "data": data, "context": context}
+        checker = self._checker
+        if checker.registry._current or checker.max_event_size is not None:
+            checker.check(event, view or self._foreign_view())
         if self.strict:
             serialization.check(event)
         routing = self.routing_backend
@@ -149,6 +179,48 @@ class Tracker:
             except Exception:
                 routing.backend_failed(backend_name)
 
+    def _foreign_view(self) -> ContextView:
+        # An Open edX-style locator (only get()): build the view for this event.
+        located = self.context_locator.get()
+        return ContextView(0, self.resolve_context(), tuple(located))
+
+    # -- documentation of event and context types ---------------------------------
+
+    def register(
+        self,
+        name: str,
+        description: str = "",
+        fields: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> TypeVersion:
+        """Document event type `name` next to the code that emits it.
+
+        `fields` maps each data field to a description, or to a dict with
+        ``description, type, required, enum, format, examples, pii``; or pass
+        ``schema=`` (a JSON Schema). Also: ``policy=`` (this type's validation
+        policy) and ``additional_fields=True``. Registering changed
+        documentation creates a new version; the same documentation is the
+        same version (and id) in every process. Returns the current version.
+        """
+        options.setdefault("source", caller_source(1))
+        return self.registry.register(name, description, fields, **options)
+
+    def register_context(
+        self,
+        name: str,
+        description: str = "",
+        fields: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> TypeVersion:
+        """Document context type `name` (same arguments as `register`)."""
+        options.setdefault("source", caller_source(1))
+        return self.registry.register(name, description, fields, kind="context", **options)
+
+    def register_class(self, cls: type, **options: Any) -> TypeVersion:
+        """Document an event type from a dataclass or TypedDict (see `Registry.register_class`)."""
+        options.setdefault("source", caller_source(1))
+        return self.registry.register_class(cls, **options)
+
     def resolve_context(self) -> dict[str, Any]:
         """A new dict holding the union of all entered contexts; later ones win."""
         if self._layered:
@@ -159,12 +231,28 @@ class Tracker:
             merged.update(ctx)
         return merged
 
-    def enter_context(self, name: str, ctx: Mapping[str, Any], scope: Scope = "task") -> None:
+    def enter_context(
+        self,
+        name: str,
+        ctx: Mapping[str, Any],
+        scope: Scope = "task",
+        *,
+        description: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
         """Enter context `name`; events emitted afterwards carry its keys.
 
         ``scope="task"`` (default) limits it to this thread or asyncio task;
-        ``scope="process"`` shares it with every thread and task.
+        ``scope="process"`` shares it with every thread and task. With
+        `description` or `fields`, the context type is documented (as
+        `register_context` does); a documented context is validated on entry.
         """
+        if description is not None or fields is not None:
+            self.registry.register(
+                name, description or "", fields, kind="context", source=caller_source(1)
+            )
+        if self._checker.active() and isinstance(ctx, Mapping):
+            self._checker.check_context(name, ctx)
         if self._layered:
             self.context_locator.enter(name, ctx, scope)
         elif scope != "task":

@@ -5,6 +5,11 @@ pushes them to the operating system, and with ``fsync=True`` to the disk.
 ``autoflush=True`` flushes after every `send`/`send_batch` call, so another
 process reading the file sees each event at once.
 
+Events that refer to documented types (``event["meta"]``) are preceded, the
+first time in each file, by a ``{"metadata": {...}}`` line holding that
+documentation version, so a file read alone is self-describing;
+`read_jsonl` separates the two.
+
 Rotation: when the file reaches `rotate_bytes`, or `rotate_interval` seconds
 after it was opened, it is renamed to ``PATH.YYYYmmddTHHMMSS.ffffff`` and a new
 file is started; rotated files are never overwritten. A rename that fails is
@@ -24,7 +29,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import diagnostics
-from ..serialization import dumps_line
+from ..registry.registry import unseen_metadata
+from ..serialization import dumps_line, loads
 
 _open_backends: weakref.WeakSet[JSONLinesBackend] = weakref.WeakSet()
 
@@ -107,6 +113,7 @@ class JSONLinesBackend:
         self.fsync = bool(fsync)
         self.autoflush = bool(autoflush)
         self._rotating = rotate_bytes is not None or rotate_interval is not None
+        self._seen_types: set[str] = set()
         self._buffer_size = buffer_size
         self._lock = threading.Lock()
         self._closed = False
@@ -128,15 +135,29 @@ class JSONLinesBackend:
                 raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
             if self._rotating and self._due_for_rotation():
                 self._rotate()
+            if "meta" in event:
+                line = self._metadata_lines(event) + line
             self._file.write(line)
             self._size += len(line)
             if self.autoflush:
                 self._flush_locked()
 
+    def _metadata_lines(self, event: dict[str, Any]) -> bytes:
+        # Each file describes itself: a documentation version is written, as
+        # {"metadata": {...}}, before the first event in this file that refers to it.
+        versions = unseen_metadata(event, self._seen_types)
+        return b"".join(dumps_line({"metadata": v.to_dict()}) for v in versions)
+
     def send_batch(self, events: list[dict[str, Any]]) -> None:
         """Append several events with one write."""
-        data = b"".join([dumps_line(event) for event in events])
+        lines = [dumps_line(event) for event in events]
         with self._lock:
+            if self._rotating and self._due_for_rotation():
+                self._rotate()
+            data = b"".join(
+                self._metadata_lines(event) + line if "meta" in event else line
+                for event, line in zip(events, lines, strict=True)
+            )
             self._write(data)
             if self.autoflush:
                 self._flush_locked()
@@ -162,6 +183,7 @@ class JSONLinesBackend:
     def _rotate(self) -> None:
         self._flush_locked()
         self._file.close()
+        self._seen_types.clear()  # the next file must describe itself too
         try:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
             target = self.path.with_name(f"{self.path.name}.{stamp}")
@@ -208,3 +230,31 @@ class JSONLinesBackend:
             self._file.close()
             self._closed = True
         _open_backends.discard(self)
+
+
+def read_jsonl(
+    path: str | os.PathLike[str],
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Read a JSON-lines file written by this backend: (events, metadata by version id).
+
+    A line that is not valid JSON (a torn last line after a crash) is skipped
+    and counted under ``jsonl.unreadable_lines``.
+    """
+    events: list[dict[str, Any]] = []
+    metadata: dict[str, dict[str, Any]] = {}
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            try:
+                record = loads(raw)
+            except ValueError:
+                diagnostics.increment("jsonl.unreadable_lines")
+                continue
+            if isinstance(record, dict) and set(record) == {"metadata"}:
+                version = record["metadata"]
+                if isinstance(version, dict) and isinstance(version.get("id"), str):
+                    metadata[version["id"]] = version
+                continue
+            events.append(record)
+    return events, metadata

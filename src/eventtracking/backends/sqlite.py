@@ -3,7 +3,9 @@
 Events are buffered and written in batches of `batch_size` in one
 transaction; a batch is also written `max_delay` seconds after its first
 event arrived, on `flush()`, on `close()` and at interpreter exit. Writes are
-idempotent on the event id. Read the store with `SQLiteStore` or the CLI.
+idempotent on the event id. Each documentation version an event refers to
+(``event["meta"]``) is written once, in the same transaction as the first
+event that needs it. Read the store with `SQLiteStore` or the CLI.
 
 Events still in the buffer are lost if the process is killed; wrap the
 backend in the delivery worker's durable journal when that matters.
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import diagnostics
+from ..registry.model import TypeVersion
+from ..registry.registry import unseen_metadata
 from ..store.sqlite import SQLiteStore, row_for
 
 _open_backends: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
@@ -44,10 +48,10 @@ def _before_fork() -> None:
     for backend in _forking:
         backend._write_lock.acquire()
         backend._lock.acquire()
-        if not backend._closed and backend._rows:
+        if not backend._closed and (backend._rows or backend._types):
             try:
-                backend.store.write(backend._rows)
-                backend._rows = []
+                backend.store.write(backend._rows, backend._types)
+                backend._rows, backend._types = [], []
             except Exception:
                 diagnostics.log_burst("sqlite:fork", "SQLite write before fork failed")
 
@@ -94,6 +98,9 @@ class SQLiteBackend:
         self.max_delay = float(max_delay)
         self.store = SQLiteStore(self.path)
         self._rows: list[tuple[str, str, int, bytes]] = []
+        # Documentation versions the buffered events refer to, written with them once.
+        self._types: list[TypeVersion] = []
+        self._seen_types: set[str] = set()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._timer: threading.Timer | None = None
@@ -110,6 +117,7 @@ class SQLiteBackend:
         self._write_lock = threading.Lock()
         self._timer = None
         self._rows = []
+        self._types = []
         if not self._closed:
             self._inherited.append(self.store)
             self.store = SQLiteStore(self.path)
@@ -120,6 +128,8 @@ class SQLiteBackend:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"SQLiteBackend({str(self.path)!r}) is closed")
+            if "meta" in event:
+                self._types.extend(unseen_metadata(event, self._seen_types))
             self._rows.append(row)
             full = len(self._rows) >= self.batch_size
             if not full and self._timer is None and self.max_delay > 0:
@@ -133,6 +143,9 @@ class SQLiteBackend:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"SQLiteBackend({str(self.path)!r}) is closed")
+            for event in events:
+                if "meta" in event:
+                    self._types.extend(unseen_metadata(event, self._seen_types))
             self._rows.extend(rows)
         self._write_pending()
 
@@ -155,17 +168,19 @@ class SQLiteBackend:
         try:
             with self._lock:
                 rows, self._rows = self._rows, []
+                types, self._types = self._types, []
                 if self._timer is not None:
                     self._timer.cancel()
                     self._timer = None
-            if not rows:
+            if not rows and not types:
                 return True
             try:
-                self.store.write(rows)
+                self.store.write(rows, types)
             except BaseException:
                 # Keep the batch: the next write or flush tries again.
                 with self._lock:
                     self._rows[:0] = rows
+                    self._types[:0] = types
                 raise
             return True
         finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .catalogue_file import load_catalogue
 from .model import POLICIES, FieldSpec, Policy, TypeVersion, content_id, version_from_dict
-from .registry import Registry, metadata_for, remember
+from .registry import Registry, metadata_for, referenced_ids, remember, unseen_metadata
 from .validate import Problem, Validator, compile_validator
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "content_id",
     "load_catalogue",
     "metadata_for",
+    "referenced_ids",
     "remember",
+    "unseen_metadata",
     "version_from_dict",
 ]

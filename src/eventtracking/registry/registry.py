@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from .. import diagnostics
 from ..exceptions import ImproperlyConfigured
 from .model import (
     POLICIES,
@@ -286,4 +287,48 @@ def _json_types(hint: Any) -> list[str]:
     return [name] if name else []
 
 
-__all__ = ["FieldSpec", "Registry", "TypeVersion", "caller_source", "metadata_for", "remember"]
+__all__ = [
+    "FieldSpec",
+    "Registry",
+    "TypeVersion",
+    "caller_source",
+    "metadata_for",
+    "referenced_ids",
+    "remember",
+    "unseen_metadata",
+]
+
+
+def referenced_ids(event: Mapping[str, Any]) -> list[str]:
+    """The type-version ids an event's meta refers to (its type, then its contexts)."""
+    meta = event.get("meta")
+    if not isinstance(meta, Mapping):
+        return []
+    ids = []
+    type_id = meta.get("type")
+    if isinstance(type_id, str):
+        ids.append(type_id)
+    contexts = meta.get("contexts")
+    if isinstance(contexts, Mapping):
+        ids.extend(v for v in contexts.values() if isinstance(v, str))
+    return ids
+
+
+def unseen_metadata(event: Mapping[str, Any], seen: set[str]) -> list[TypeVersion]:
+    """Versions `event` refers to that are not in `seen` (which this adds them to).
+
+    Sinks call this to write each documentation version once, before or with
+    the first event that refers to it. Ids this process does not know (an
+    event replayed from elsewhere) are counted and skipped.
+    """
+    found = []
+    for type_id in referenced_ids(event):
+        if type_id in seen:
+            continue
+        seen.add(type_id)
+        version = metadata_for(type_id)
+        if version is None:
+            diagnostics.increment("metadata.unknown_id")
+            continue
+        found.append(version)
+    return found

@@ -14,13 +14,14 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from .. import diagnostics
 from ..exceptions import StoreError
+from ..registry.model import TypeVersion
 from ..serialization import dumps, loads
 from . import Query
 
@@ -38,6 +39,13 @@ CREATE TABLE IF NOT EXISTS events (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_name_ts ON events (name, ts);
+CREATE TABLE IF NOT EXISTS et_types (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    registered_at TEXT,
+    body          BLOB NOT NULL
+);
 """
 
 # There is no separate index on ts: each index costs every insert, and a
@@ -68,6 +76,12 @@ def to_micros(value: Any) -> int:
 def from_micros(micros: int) -> datetime:
     """The UTC datetime for microseconds since the epoch."""
     return _EPOCH + timedelta(microseconds=micros)
+
+
+def type_row(version: TypeVersion) -> tuple[str, str, str, str | None, bytes]:
+    """The et_types row that stores one documentation version."""
+    registered = version.registered_at.isoformat() if version.registered_at else None
+    return version.id, version.kind, version.name, registered, dumps(version.to_dict())
 
 
 def row_for(event: dict[str, Any]) -> tuple[str, str, int, bytes]:
@@ -167,24 +181,72 @@ class SQLiteStore:
 
     # -- writing -------------------------------------------------------------
 
-    def write(self, rows: list[tuple[str, str, int, bytes]]) -> int:
-        """Insert rows in one transaction; rows whose id is already stored are skipped.
+    def write(
+        self,
+        rows: list[tuple[str, str, int, bytes]],
+        types: Iterable[TypeVersion] = (),
+    ) -> int:
+        """Insert rows (and the documentation versions they refer to) in one transaction.
 
-        Returns how many rows were new.
+        Rows and versions whose id is already stored are skipped. Returns how
+        many event rows were new.
         """
+        type_rows = [type_row(version) for version in types]
         with self._lock:
-            before: int = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
+                if type_rows:
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO et_types (id, kind, name, registered_at, body) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        type_rows,
+                    )
+                cursor = self._db.executemany(
                     "INSERT OR IGNORE INTO events (id, name, ts, body) VALUES (?, ?, ?, ?)", rows
                 )
+                added: int = cursor.rowcount
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-            after: int = self._db.total_changes
-            return after - before
+            return added
+
+    # -- documentation versions ----------------------------------------------------
+
+    def metadata(self, type_id: str) -> dict[str, Any] | None:
+        """The stored documentation version with this id (`TypeVersion.to_dict()` form)."""
+        if not self._has_types:
+            return None
+        rows = self._read("SELECT body FROM et_types WHERE id = ?", [type_id])
+        return loads(rows[0][0]) if rows else None
+
+    def types(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every stored documentation version, by name then registration time."""
+        if not self._has_types:
+            return []
+        sql = "SELECT body FROM et_types"
+        params: list[Any] = []
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            params.append(kind)
+        rows = self._read(sql + " ORDER BY name, registered_at", params)
+        return [loads(body) for (body,) in rows]
+
+    def metadata_for(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The documentation an event refers to: ``{"type": ..., "contexts": {name: ...}}``."""
+        meta = event.get("meta") or {}
+        out: dict[str, Any] = {}
+        if isinstance(meta.get("type"), str):
+            out["type"] = self.metadata(meta["type"])
+        contexts = meta.get("contexts")
+        if isinstance(contexts, dict):
+            out["contexts"] = {name: self.metadata(tid) for name, tid in contexts.items()}
+        return out
+
+    @property
+    def _has_types(self) -> bool:
+        rows = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='et_types'", [])
+        return bool(rows)
 
     # -- reading -------------------------------------------------------------
 

@@ -9,25 +9,23 @@ run while a writer writes.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from .. import diagnostics
 from ..exceptions import StoreError
 from ..registry.model import TypeVersion
-from ..serialization import dumps, loads
+from ..serialization import loads
 from . import Query
+from .rows import _typed, from_micros, row_for, to_micros, type_row
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_micros", "row_for", "to_micros", "type_row"]
 
 SCHEMA_VERSION: Final = 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS et_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,54 +55,6 @@ _PLANNER_HINT: Final = (
     "SELECT 'events', 'events_name_ts', '1000000 10000 1' "
     "WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE idx = 'events_name_ts')"
 )
-
-
-def to_micros(value: Any) -> int:
-    """Microseconds since the epoch for a datetime or ISO-8601 string (naive = UTC)."""
-    if type(value) is datetime and value.tzinfo is UTC:  # what Tracker makes: the fast path
-        return (value - _EPOCH) // _MICROSECOND
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        delta: timedelta = value - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return time.time_ns() // 1000
-
-
-def from_micros(micros: int) -> datetime:
-    """The UTC datetime for microseconds since the epoch."""
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def type_row(version: TypeVersion) -> tuple[str, str, str, str | None, bytes]:
-    """The et_types row that stores one documentation version."""
-    registered = version.registered_at.isoformat() if version.registered_at else None
-    return version.id, version.kind, version.name, registered, dumps(version.to_dict())
-
-
-def row_for(event: dict[str, Any]) -> tuple[str, str, int, bytes]:
-    """The (id, name, ts, body) row that stores `event`."""
-    body = dumps(event)
-    event_id = event.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        # Events without ids (the Open edX envelope) get one derived from their
-        # content, so that a re-delivered copy is still recognised.
-        event_id = "h-" + hashlib.blake2b(body, digest_size=16).hexdigest()
-    name = event.get("name")
-    try:
-        ts = to_micros(event.get("timestamp"))
-    except (ValueError, TypeError, OverflowError):
-        # Stored under the time it arrived; the body keeps the original value.
-        diagnostics.increment("store.bad_timestamp")
-        diagnostics.warn_once(
-            ("store.bad_timestamp", str(name)),
-            "event %r has an unreadable timestamp; indexed under its arrival time",
-            name,
-        )
-        ts = time.time_ns() // 1000
-    return event_id, name if isinstance(name, str) else str(name), ts, body
 
 
 class SQLiteStore:
@@ -243,6 +193,35 @@ class SQLiteStore:
             out["contexts"] = {name: self.metadata(tid) for name, tid in contexts.items()}
         return out
 
+    # -- summaries for the catalogue --------------------------------------------------
+
+    def summaries(self) -> list[tuple[str, int, datetime, datetime]]:
+        """(name, count, first seen, last seen) for every stored event name."""
+        rows = self._read("SELECT name, COUNT(*), MIN(ts), MAX(ts) FROM events GROUP BY name", [])
+        return [(str(n), int(c), from_micros(lo), from_micros(hi)) for n, c, lo, hi in rows]
+
+    def field_counts(self, section: str) -> dict[str, dict[str, int]]:
+        """For each event name, how many stored events have each top-level key of `section`.
+
+        `section` is ``"data"`` or ``"context"``.
+        """
+        if section not in ("data", "context"):
+            raise ValueError(f"section must be 'data' or 'context', not {section!r}")
+        rows = self._read(
+            "SELECT e.name, j.key, COUNT(*) FROM events AS e, json_each(e.body, ?) AS j "
+            "GROUP BY e.name, j.key",
+            [f"$.{section}"],
+        )
+        out: dict[str, dict[str, int]] = {}
+        for name, key, count in rows:
+            out.setdefault(str(name), {})[str(key)] = int(count)
+        return out
+
+    def latest(self, name: str) -> dict[str, Any] | None:
+        """The most recent stored event named `name`, or None."""
+        rows = self._read("SELECT body FROM events WHERE name = ? ORDER BY ts DESC LIMIT 1", [name])
+        return loads(rows[0][0]) if rows else None
+
     @property
     def _has_types(self) -> bool:
         rows = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='et_types'", [])
@@ -368,17 +347,3 @@ class SQLiteStore:
         """Close the connection; idempotent."""
         with self._lock:
             self._db.close()
-
-
-_INT = re.compile(r"-?[0-9]+")
-_FLOAT = re.compile(r"-?[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?")
-
-
-def _typed(value: Any) -> Any:
-    """The number a filter string spells, so ``user_id=7`` matches the integer 7."""
-    if isinstance(value, str):
-        if _INT.fullmatch(value):
-            return int(value)
-        if _FLOAT.fullmatch(value):
-            return float(value)
-    return value

@@ -31,4 +31,9 @@ ensure redis 127.0.0.1 6379 \
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
     --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 ensure rabbitmq 127.0.0.1 5672 rabbitmq-server -detached
+# The catalogue's HTML page is checked in headless Chromium (Debian's package).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 || true
+fi
 exit 0

@@ -25,6 +25,7 @@ from typing import Any
 
 from .backends.logger import LoggerBackend
 from .exceptions import ImproperlyConfigured
+from .registry import POLICIES, Registry, load_catalogue
 from .tracker import ENVELOPES, Tracker, set_default_factory
 
 __all__ = [
@@ -200,12 +201,19 @@ def _describe(hint: Any) -> str:
     return str(hint).replace("typing.", "")
 
 
-_TRACKER_KEYS = {"backends", "processors", "tracker"}
-_TRACKER_OPTIONS = {"envelope", "strict", "context_locator"}
+_TRACKER_KEYS = {"backends", "processors", "tracker", "registry"}
+_TRACKER_OPTIONS = {"envelope", "strict", "context_locator", "validation", "max_event_size"}
+_REGISTRY_OPTIONS = {"catalogue"}
 
 
-def tracker_from_config(config: Mapping[str, Any], path: str = "") -> Tracker:
-    """Build a Tracker from ``{"backends": {...}, "processors": [...], "tracker": {...}}``."""
+def tracker_from_config(
+    config: Mapping[str, Any], path: str = "", base_dir: str | os.PathLike[str] = "."
+) -> Tracker:
+    """Build a Tracker from ``{"backends", "processors", "tracker", "registry"}`` sections.
+
+    ``registry.catalogue`` lists TOML catalogue files (relative to `base_dir`)
+    whose event and context types are registered on the new tracker.
+    """
     prefix = f"{path}." if path else ""
     if not isinstance(config, Mapping):
         raise ImproperlyConfigured(
@@ -237,6 +245,19 @@ def tracker_from_config(config: Mapping[str, Any], path: str = "") -> Tracker:
     locator = None
     if "context_locator" in settings:
         locator = import_object(settings["context_locator"], f"{prefix}tracker.context_locator")()
+    validation = settings.get("validation", "warn")
+    if validation not in POLICIES:
+        raise ImproperlyConfigured(
+            f"{prefix}tracker.validation: must be one of {list(POLICIES)}, not {validation!r}"
+        )
+    max_event_size = settings.get("max_event_size")
+    if max_event_size is not None and (
+        isinstance(max_event_size, bool)
+        or not isinstance(max_event_size, int)
+        or max_event_size < 1
+    ):
+        raise ImproperlyConfigured(f"{prefix}tracker.max_event_size: must be a positive integer")
+    registry = _registry_from_config(config.get("registry"), f"{prefix}registry", Path(base_dir))
     backends = build_backends(config.get("backends") or {}, f"{prefix}backends")
     processors = build_processors(config.get("processors") or [], f"{prefix}processors")
     try:
@@ -246,9 +267,33 @@ def tracker_from_config(config: Mapping[str, Any], path: str = "") -> Tracker:
             processors=processors,
             envelope=envelope,
             strict=strict,
+            registry=registry,
+            validation=validation,
+            max_event_size=max_event_size,
         )
     except ValueError as exc:
         raise ImproperlyConfigured(f"{path or '<root>'}: {exc}") from exc
+
+
+def _registry_from_config(section: Any, path: str, base_dir: Path) -> Registry:
+    registry = Registry()
+    if section is None:
+        return registry
+    if not isinstance(section, Mapping):
+        raise ImproperlyConfigured(f"{path}: must be a table with a 'catalogue' list")
+    bad = set(section) - _REGISTRY_OPTIONS
+    if bad:
+        raise ImproperlyConfigured(
+            f"{path}: unknown option(s) {sorted(bad)}; valid: {sorted(_REGISTRY_OPTIONS)}"
+        )
+    files = section.get("catalogue", [])
+    if isinstance(files, str):
+        files = [files]
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ImproperlyConfigured(f"{path}.catalogue: must be a list of file paths")
+    for file in files:
+        load_catalogue(base_dir / file, registry)
+    return registry
 
 
 def load_tracker(file: str | os.PathLike[str]) -> Tracker:
@@ -264,7 +309,7 @@ def load_tracker(file: str | os.PathLike[str]) -> Tracker:
     except tomllib.TOMLDecodeError as exc:
         raise ImproperlyConfigured(f"{target}: invalid TOML: {exc}") from exc
     try:
-        return tracker_from_config(config)
+        return tracker_from_config(config, base_dir=target.parent)
     except ImproperlyConfigured as exc:
         raise ImproperlyConfigured(f"{target}: {exc}") from exc
 

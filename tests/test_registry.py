@@ -338,3 +338,29 @@ fields = { user_id = { description = "The learner.", type = "integer", pii = tru
         load_catalogue(bad, registry)
     with pytest.raises(ImproperlyConfigured, match="not found"):
         load_catalogue(tmp_path / "missing.toml", registry)
+
+
+def test_tracker_toml_loads_catalogue_files_and_validation_options(tmp_path: Path) -> None:
+    from eventtracking.config import load_tracker
+
+    (tmp_path / "events.toml").write_text(
+        '[events.e]\ndescription = "E."\nfields = { a = { description = "A.", type = "int" } }\n'
+    )
+    config = tmp_path / "tracker.toml"
+    config.write_text(
+        '[tracker]\nvalidation = "strict"\nmax_event_size = 500\n'
+        '[registry]\ncatalogue = ["events.toml"]\n'
+    )
+    tracker = load_tracker(config)
+    assert tracker.registry.current("e") is not None
+    with pytest.raises(ValidationError, match="wrong_type"):
+        tracker.emit("e", {"a": "not an int"})
+    for bad, message in [
+        ('[tracker]\nvalidation = "loud"\n', "tracker.validation"),
+        ("[tracker]\nmax_event_size = -1\n", "tracker.max_event_size"),
+        ('[registry]\ncatalogue = ["missing.toml"]\n', "not found"),
+        ('[registry]\nfiles = ["x"]\n', "unknown option"),
+    ]:
+        config.write_text(bad)
+        with pytest.raises(ImproperlyConfigured, match=message):
+            load_tracker(config)

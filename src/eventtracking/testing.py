@@ -30,7 +30,9 @@ class InMemoryBackend:
         self.closed = False
 
     def send(self, event: dict[str, Any]) -> None:
-        """Record `event`."""
+        """Record `event`; RuntimeError after `close()`."""
+        if self.closed:
+            raise RuntimeError("InMemoryBackend is closed")
         if self.maxlen is None:
             self.events.append(event)  # list.append is atomic under the GIL
             return
@@ -49,7 +51,7 @@ class InMemoryBackend:
         return True
 
     def close(self) -> None:
-        """Mark the backend closed; the recorded events stay readable."""
+        """Mark the backend closed (later sends raise); the recorded events stay readable."""
         self.closed = True
 
     def names(self) -> list[str]:

@@ -1,0 +1,530 @@
+"""AsyncRoutingBackend with a real Celery worker on RabbitMQ, plus eager-mode unit tests.
+
+The worker is a subprocess (``celery -A celery_support worker --pool=solo``)
+on a queue unique to the run, configured from the same TOML file as the test
+process; its nested backends write files under a temporary directory that
+the tests read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+import celery_support
+from backend_contract import CHECKS, Subject
+from conftest import service_unavailable
+from eventtracking import Tracker, load_tracker, register_tracker, tracker_from_config
+from eventtracking.backends.async_routing import AsyncRoutingBackend, find_backend, run_task
+from eventtracking.exceptions import ImproperlyConfigured, RetryableError, TerminalError
+from eventtracking.processors.exceptions import EventEmissionExit
+from eventtracking.testing import InMemoryBackend
+
+TESTS_DIR = Path(__file__).resolve().parent
+BROKER_URL = celery_support.BROKER_URL
+ASYNC = "eventtracking.backends.async_routing.AsyncRoutingBackend"
+
+
+# -- the real worker ------------------------------------------------------------------
+
+
+CONFIG = """
+[backends.main]
+ENGINE = "{async_engine}"
+[backends.main.OPTIONS]
+backend_name = "main"
+app = "celery_support.app"
+queue = "{queue}"
+processors = [
+  {{ ENGINE = "celery_support.DropNames", OPTIONS = {{ names = ["secret.dropped"] }} }},
+  {{ ENGINE = "celery_support.StampProcess" }},
+]
+[backends.main.OPTIONS.backends.file]
+ENGINE = "eventtracking.backends.jsonl.JSONLinesBackend"
+OPTIONS = {{ path = "{dir}/main.jsonl" }}
+[backends.main.OPTIONS.backends.probe]
+ENGINE = "celery_support.ProbeBackend"
+OPTIONS = {{ path = "{dir}/probe.jsonl" }}
+{flaky_groups}
+"""
+
+FLAKY_GROUP = """
+[backends.{name}]
+ENGINE = "{async_engine}"
+[backends.{name}.OPTIONS]
+backend_name = "{name}"
+app = "celery_support.app"
+queue = "{queue}"
+retry_backoff = 0.05
+max_retries = {max_retries}
+[[backends.{name}.OPTIONS.processors]]
+ENGINE = "eventtracking.processors.regex_filter.RegexFilter"
+OPTIONS = {{ filter_type = "allowlist", regular_expressions = ['^{name}\\.'] }}
+[backends.{name}.OPTIONS.backends.flaky]
+ENGINE = "celery_support.FlakyBackend"
+OPTIONS = {{ path = "{dir}/{name}.jsonl", {flaky_options} }}
+[backends.{name}.OPTIONS.backends.steady]
+ENGINE = "eventtracking.backends.jsonl.JSONLinesBackend"
+OPTIONS = {{ path = "{dir}/{name}-steady.jsonl" }}
+"""
+
+FLAKY = {
+    # name: (max_retries, FlakyBackend options)
+    "flaky": (10, "failures = 2, retry_after = 0.6"),
+    "backoff": (10, "failures = 2"),
+    "doomed": (2, "failures = 1000"),
+    "terminal": (10, "failures = 1000, terminal = true"),
+}
+
+
+@dataclass
+class Worker:
+    directory: Path
+    config: Path
+    queue: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def lines(self, name: str) -> list[Any]:
+        path = self.directory / name
+        if not path.exists():
+            return []
+        text = path.read_text()
+        complete = text[: text.rfind("\n") + 1]  # ignore a line still being written
+        return [json.loads(line) for line in complete.splitlines() if line]
+
+    def wait_for(self, what: str, check: Callable[[], object], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = self.log.read_text()[-3000:] if self.log.exists() else ""
+        raise AssertionError(f"timed out waiting for {what}; worker log:\n{tail}")
+
+
+def _broker_reachable() -> str | None:
+    from kombu.connection import Connection
+
+    try:
+        with Connection(BROKER_URL, connect_timeout=3) as connection:
+            # A few tries: a RabbitMQ that has just started opens its port early.
+            connection.ensure_connection(max_retries=3, interval_start=1, interval_step=1)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    problem = _broker_reachable()
+    if problem is not None:
+        service_unavailable("RabbitMQ", f"{BROKER_URL}: {problem}")
+    directory = tmp_path_factory.mktemp("celery")
+    queue = f"eventtracking-test-{uuid.uuid4().hex}"
+    groups = "".join(
+        FLAKY_GROUP.format(
+            name=name,
+            async_engine=ASYNC,
+            queue=queue,
+            dir=directory,
+            max_retries=max_retries,
+            flaky_options=options,
+        )
+        for name, (max_retries, options) in FLAKY.items()
+    )
+    config = directory / "eventtracking.toml"
+    config.write_text(
+        CONFIG.format(async_engine=ASYNC, queue=queue, dir=directory, flaky_groups=groups)
+    )
+    load_tracker(config).close()  # fail here, not in the worker, if the file is wrong
+    log = directory / "worker.log"
+    env = {
+        **os.environ,
+        "EVENTTRACKING_CONFIG": str(config),
+        "EVENTTRACKING_TEST_BROKER": BROKER_URL,
+        "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "celery_support",
+        "worker",
+        "--pool=solo",
+        "-Q",
+        queue,
+        "-n",
+        f"{queue}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel=INFO",
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=directory, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    handle = Worker(directory, config, queue, log, process)
+    try:
+        handle.wait_for("the worker to be ready", lambda: " ready." in log.read_text(), 60.0)
+        yield handle
+    finally:
+        _stop(process)
+        _delete_queue(queue)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)  # Celery's warm shutdown
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _delete_queue(queue: str) -> None:
+    from kombu.connection import Connection
+
+    try:
+        with Connection(BROKER_URL, connect_timeout=3) as connection:
+            channel = connection.channel()
+            channel.queue_delete(queue)
+            channel.exchange_delete(queue)
+    except Exception:  # best effort: a leftover empty queue is harmless
+        pass
+
+
+@pytest.fixture
+def tracker(worker: Worker) -> Iterator[Tracker]:
+    built = load_tracker(worker.config)
+    register_tracker(built)
+    yield built
+    built.close()
+
+
+def by_name(records: list[Any], name: str) -> list[Any]:
+    return [r for r in records if (r.get("event", r)).get("name") == name]
+
+
+@pytest.mark.services
+def test_processors_run_before_queueing_and_the_event_arrives_with_its_context(
+    worker: Worker, tracker: Tracker
+) -> None:
+    celery_support.DROPPED.clear()
+    tracker.enter_context("service", {"host": "web-1"}, scope="process")
+    try:
+        with tracker.context("request", {"user_id": 7, "path": "/courses"}):
+            tracker.emit("secret.dropped", {"x": 1})
+            tracker.emit("course.viewed", {"course": "c1"})
+    finally:
+        tracker.exit_context("service", scope="process")
+    # The drop happened here, in the emitting process, before anything was queued.
+    assert [(os.getpid(), "secret.dropped")] == celery_support.DROPPED
+    worker.wait_for("course.viewed", lambda: by_name(worker.lines("main.jsonl"), "course.viewed"))
+    [event] = by_name(worker.lines("main.jsonl"), "course.viewed")
+    assert event["data"] == {"course": "c1", "processed_in": os.getpid()}
+    assert event["context"] == {"host": "web-1", "user_id": 7, "path": "/courses"}
+    assert datetime.fromisoformat(event["timestamp"]).tzinfo is not None
+    assert len(event["id"]) == 36
+    [probe] = by_name(worker.lines("probe.jsonl"), "course.viewed")
+    assert probe["pid"] == worker.process.pid != os.getpid()  # delivered in the worker
+    assert by_name(worker.lines("main.jsonl"), "secret.dropped") == []
+
+
+@pytest.mark.services
+def test_task_scope_contexts_travel_and_are_left_after_the_task(
+    worker: Worker, tracker: Tracker
+) -> None:
+    tracker.enter_context("service", {"host": "web-1"}, scope="process")
+    try:
+        with (
+            tracker.context("request", {"user_id": 8, "session": "s-9"}),
+            tracker.context("view", {"course_id": "course-v1:X+Y+Z"}),
+        ):
+            tracker.emit("ctx.inside", {})
+        tracker.emit("ctx.outside", {})
+    finally:
+        tracker.exit_context("service", scope="process")
+
+    def probes() -> list[Any]:
+        return worker.lines("probe.jsonl")
+
+    worker.wait_for("both probes", lambda: by_name(probes(), "ctx.outside"))
+    [inside] = by_name(probes(), "ctx.inside")
+    # Events emitted in the worker's task see the request's task-scope contexts,
+    # but not the web process's process-scope ones (the worker keeps its own).
+    assert inside["names"] == ["request", "view"]
+    assert inside["resolved"] == {"user_id": 8, "session": "s-9", "course_id": "course-v1:X+Y+Z"}
+    assert inside["event"]["context"]["host"] == "web-1"
+    assert inside["timestamp_type"] == "datetime" and inside["utcoffset"] == "0:00:00"
+    [outside] = by_name(probes(), "ctx.outside")
+    assert outside["names"] == [] and outside["resolved"] == {}
+
+
+@pytest.mark.services
+def test_send_batch_is_one_task(worker: Worker, tracker: Tracker) -> None:
+    backend = tracker.get_backend("main")
+    now = datetime.now(UTC)
+    events = [
+        {"id": str(uuid.uuid4()), "name": "batch.item", "timestamp": now, "data": {"i": i}}
+        for i in range(3)
+    ]
+    backend.send_batch([{**event, "context": {}} for event in events])
+    worker.wait_for(
+        "3 events", lambda: len(by_name(worker.lines("probe.jsonl"), "batch.item")) == 3
+    )
+    probes = by_name(worker.lines("probe.jsonl"), "batch.item")
+    assert [p["event"]["data"]["i"] for p in probes] == [0, 1, 2]
+    assert len({p["task_id"] for p in probes}) == 1 and probes[0]["task_id"]
+
+
+@pytest.mark.services
+def test_retryable_errors_are_retried_by_celery_honouring_retry_after(
+    worker: Worker, tracker: Tracker
+) -> None:
+    tracker.emit("flaky.one", {"n": 1})
+    worker.wait_for("the flaky delivery", lambda: worker.lines("flaky.jsonl"), 60.0)
+    [event] = worker.lines("flaky.jsonl")
+    assert event["name"] == "flaky.one" and event["data"]["n"] == 1
+    attempts = worker.lines("flaky.jsonl.attempts")
+    assert len(attempts) == 3
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert all(gap >= 0.55 for gap in gaps), gaps  # Retry-After 0.6 s was honoured
+    # Only the failing nested backend was retried; its sibling got the event once.
+    assert [e["name"] for e in worker.lines("flaky-steady.jsonl")] == ["flaky.one"]
+
+
+@pytest.mark.services
+def test_backoff_without_retry_after(worker: Worker, tracker: Tracker) -> None:
+    tracker.emit("backoff.one", {})
+    worker.wait_for("the backoff delivery", lambda: worker.lines("backoff.jsonl"), 60.0)
+    assert len(worker.lines("backoff.jsonl.attempts")) == 3
+
+
+@pytest.mark.services
+def test_gives_up_after_max_retries(worker: Worker, tracker: Tracker) -> None:
+    tracker.emit("doomed.one", {})
+    worker.wait_for("3 attempts", lambda: len(worker.lines("doomed.jsonl.attempts")) >= 3)
+    time.sleep(1.0)  # room for a fourth attempt that must not come
+    assert len(worker.lines("doomed.jsonl.attempts")) == 3  # the first try + max_retries=2
+    assert worker.lines("doomed.jsonl") == []
+    worker.wait_for("the give-up log line", lambda: "not delivered" in worker.log.read_text())
+
+
+@pytest.mark.services
+def test_terminal_errors_are_not_retried(worker: Worker, tracker: Tracker) -> None:
+    tracker.emit("terminal.one", {})
+    worker.wait_for("the sibling delivery", lambda: worker.lines("terminal-steady.jsonl"))
+    time.sleep(0.5)
+    assert len(worker.lines("terminal.jsonl.attempts")) == 1
+    assert worker.lines("terminal.jsonl") == []
+
+
+# -- eager mode and units (no broker) --------------------------------------------------
+
+
+@pytest.fixture
+def eager_app() -> Celery:
+    app = Celery("eager", broker="memory://", set_as_current=False)
+    # Celery runs eager retries only when exceptions do not propagate.
+    app.conf.update(task_always_eager=True, task_eager_propagates=False)
+    return app
+
+
+class Flaky:
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures = failures
+        self.error = error
+        self.attempts = 0
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise self.error
+        self.events.append(event)
+
+
+def test_eager_delivery_retries_only_the_failing_backend(eager_app: Celery) -> None:
+    flaky = Flaky(2, RetryableError("down", retry_after=0.0))
+    steady = InMemoryBackend()
+    backend = AsyncRoutingBackend(
+        "eager", backends={"flaky": flaky, "steady": steady}, app=eager_app
+    )
+    tracker = Tracker({"async": backend})
+    register_tracker(tracker)
+    with tracker.context("request", {"user_id": 1}):
+        tracker.emit("a.b", {"x": 1})
+    assert flaky.attempts == 3
+    assert [e["data"] for e in flaky.events] == [{"x": 1}]
+    assert len(steady.events) == 1
+    assert isinstance(steady.events[0]["timestamp"], datetime)
+    assert steady.events[0]["context"] == {"user_id": 1}
+
+
+def test_eager_processors_run_in_the_caller(eager_app: Celery) -> None:
+    seen = InMemoryBackend()
+
+    def drop_b(event: dict[str, Any]) -> None:
+        if event["name"] == "b":
+            raise EventEmissionExit()
+
+    def add(event: dict[str, Any]) -> dict[str, Any]:
+        return {**event, "data": {**event["data"], "added": True}}
+
+    backend = AsyncRoutingBackend("p", [drop_b, add], {"m": seen}, app=eager_app)
+    register_tracker(Tracker({"async": backend}))
+    original = {"name": "a", "timestamp": datetime.now(UTC), "data": {}, "context": {}}
+    backend.send(original)
+    backend.send({**original, "name": "b"})
+    backend.send_batch([{**original, "name": "b"}, {**original, "name": "c"}])
+    assert [(e["name"], e["data"]) for e in seen.events] == [
+        ("a", {"added": True}),
+        ("c", {"added": True}),
+    ]
+    assert original["data"] == {}  # the caller's event is untouched
+
+
+def test_terminal_and_exhausted_failures(eager_app: Celery) -> None:
+    terminal = Flaky(1, TerminalError("no"))
+    doomed = Flaky(100, RetryableError("down", retry_after=0.0))
+    backend = AsyncRoutingBackend(
+        "t", backends={"doomed": doomed, "terminal": terminal}, app=eager_app, max_retries=3
+    )
+    register_tracker(Tracker({"async": backend}))
+    backend.send({"name": "x", "timestamp": datetime.now(UTC), "data": {}, "context": {}})
+    assert terminal.attempts == 1 and terminal.events == []
+    assert doomed.attempts == 4
+    from eventtracking import diagnostics
+
+    stats = diagnostics.snapshot()
+    assert stats["async_routing.t.terminal"] == 1
+    assert stats["async_routing.t.gave_up"] == 1
+    assert stats["async_routing.t.retries"] == 3
+
+
+def test_retry_delay_honours_retry_after_else_backs_off() -> None:
+    backend = AsyncRoutingBackend("d", retry_backoff=1.0, retry_backoff_max=5.0)
+    asked = {"a": RetryableError("x", retry_after=3.0), "b": RetryableError("y", retry_after=9)}
+    assert backend.retry_delay(0, asked) == 9
+    plain = {"a": ValueError("boom")}
+    for retries, ceiling in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 5.0), (10, 5.0)]:
+        delay = backend.retry_delay(retries, plain)
+        assert ceiling / 2 <= delay <= ceiling
+
+
+def test_publish_failure_is_retryable() -> None:
+    app = Celery("down", broker="amqp://guest:guest@127.0.0.1:1//", set_as_current=False)
+    app.conf.update(task_publish_retry=False, broker_connection_timeout=1)
+    backend = AsyncRoutingBackend("down", app=app)
+    with pytest.raises(RetryableError, match="cannot queue the task") as info:
+        backend.send({"name": "x", "timestamp": datetime.now(UTC), "data": {}, "context": {}})
+    assert info.value.__cause__ is not None
+
+
+def test_find_backend_walks_nested_trees_and_says_what_to_fix() -> None:
+    inner = AsyncRoutingBackend("inner")
+    tracker = tracker_from_config({"backends": {}})
+    tracker.routing_backend.register_backend(
+        "outer", AsyncRoutingBackend("outer", backends={"inner": inner})
+    )
+    register_tracker(tracker)
+    assert find_backend("inner") is inner
+    with pytest.raises(ImproperlyConfigured, match=r"backend_name='missing'.*EVENTTRACKING_CONFIG"):
+        find_backend("missing")
+
+
+def test_find_backend_looks_inside_a_delivery_worker() -> None:
+    from eventtracking.delivery import DeliveryBackend
+
+    inner = AsyncRoutingBackend("wrapped")
+    delivery = DeliveryBackend(inner, mode="sync", dead_letters=False)
+    register_tracker(Tracker({"reliable": delivery}))
+    try:
+        assert find_backend("wrapped") is inner
+    finally:
+        delivery.close()
+
+
+def test_unknown_payload_version_is_refused() -> None:
+    register_tracker(Tracker({"x": AsyncRoutingBackend("v")}))
+    with pytest.raises(ImproperlyConfigured, match="payload version 99"):
+        run_task(None, "v", json.dumps({"v": 99, "events": []}), None)
+
+
+def test_lifecycle() -> None:
+    memory = InMemoryBackend()
+    backend = AsyncRoutingBackend("life", backends={"m": memory})
+    assert backend.flush(0.1) is True
+    backend.close()
+    backend.close()
+    assert memory.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        backend.send({"name": "x"})
+    with pytest.raises(RuntimeError, match="closed"):
+        backend.send_batch([{"name": "x"}])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({}, "needs backend_name"),
+        ({"backend_name": "x", "max_retries": -1}, "max_retries"),
+        ({"backend_name": "x", "retry_backoff": 0}, "retry_backoff must be"),
+        ({"backend_name": "x", "queue": ""}, "queue must be"),
+        ({"backend_name": "x", "app": 42}, "app must be a Celery app"),
+    ],
+)
+def test_bad_options_fail_at_construction(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AsyncRoutingBackend(**options)
+
+
+def test_config_error_names_the_path() -> None:
+    with pytest.raises(ImproperlyConfigured, match=r"backends\.xapi: .*needs backend_name"):
+        tracker_from_config({"backends": {"xapi": {"ENGINE": ASYNC, "OPTIONS": {}}}})
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
+def test_async_routing_backend_honours_the_contract(
+    eager_app: Celery, check: Callable[[Subject], None]
+) -> None:
+    memory = InMemoryBackend()
+    backend = AsyncRoutingBackend("contract", backends={"m": memory}, app=eager_app)
+    register_tracker(Tracker({"async": backend}))  # where the (eager) task finds it
+    try:
+        check(Subject(backend, lambda: list(memory.events)))
+    finally:
+        backend.close()
+
+
+def test_missing_celery_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from eventtracking.exceptions import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "celery", None)  # makes `import celery` fail
+    monkeypatch.setitem(sys.modules, "kombu.exceptions", None)
+    for module in ("eventtracking.backends.async_routing", "eventtracking.tasks"):
+        monkeypatch.delitem(sys.modules, module)
+        with pytest.raises(MissingExtraError, match=r"pip install 'eventtracking\[celery\]'"):
+            importlib.import_module(module)

@@ -189,3 +189,14 @@ def test_sets_become_sorted_lists(value: set[int]) -> None:
 @given(st.uuids())
 def test_uuids_round_trip(value: uuid.UUID) -> None:
     assert uuid.UUID(decode(value)) == value
+
+
+def test_lone_surrogates_are_replaced_not_fatal() -> None:
+    event = {"name": "e", "data": {"text": "a\ud800b", "fine": "ü"}}
+    out = orjson.loads(serialization.dumps(event))
+    assert out["data"] == {"text": "a\ufffdb", "fine": "ü"}
+    assert dict(serialization.problems(event)) == {
+        "data.text": "string holds a lone surrogate (not valid Unicode)"
+    }
+    with pytest.raises(SerializationError, match="data.text"):
+        serialization.check(event)

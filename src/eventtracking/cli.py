@@ -27,6 +27,9 @@ from rich.table import Table
 from rich.text import Text
 
 from . import demo as workload
+from .cli_catalog import catalog_command
+from .cli_consume import consume_command
+from .cli_delivery import JOURNAL_ENV, deadletters_command, replay_command, show_delivery_stats
 from .exceptions import StoreError
 from .serialization import dumps_str
 from .store import EventStore, Query, open_store
@@ -182,6 +185,12 @@ def _iso(event: dict[str, Any]) -> str:
 @click.version_option(package_name="eventtracking")
 def cli() -> None:
     """Record, query and summarise application events (Open edX event-tracking)."""
+
+
+cli.add_command(consume_command)
+cli.add_command(deadletters_command)
+cli.add_command(replay_command)
+cli.add_command(catalog_command)
 
 
 @cli.command("demo")
@@ -344,8 +353,17 @@ def tail(store_path: str, lines: int, follow: bool, as_json: bool, interval: flo
 @cli.command()
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of tables.")
-def stats(store_path: str, as_json: bool) -> None:
-    """Count the stored events: in total, per name and per hour (UTC)."""
+@click.option("--delivery", is_flag=True, help="Delivery workers' metrics instead (--journal-dir).")
+@click.option("--journal-dir", envvar=JOURNAL_ENV, metavar="DIR", help="For --delivery.")
+def stats(store_path: str, as_json: bool, delivery: bool, journal_dir: str | None) -> None:
+    """Count the stored events: in total, per name and per hour (UTC).
+
+    --delivery shows instead what the delivery workers writing journals under
+    --journal-dir report: counts, drops by reason, queue, journal, latency.
+    """
+    if delivery:
+        show_delivery_stats(journal_dir, as_json)
+        return
     with opened(store_path) as store:
         total = store.count(Query(limit=None))
         by_name = store.counts_by_name()

@@ -135,6 +135,14 @@ _NATIVE = (str, bool, float, type(None), _dt.date, _dt.time, uuid.UUID, enum.Enu
 
 
 def _scalar_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "string holds a lone surrogate (not valid Unicode)"
+        return None
     if isinstance(value, int) and not isinstance(value, bool):
         if _INT64_MIN <= value <= _UINT64_MAX:
             return None
@@ -182,6 +190,8 @@ def _clean(value: Any, path: str, seen: set[int], depth: int, found: list[tuple[
     problem = _scalar_problem(value)
     if problem is not None:
         found.append((path, problem))
+        if isinstance(value, str):  # keep the text, with U+FFFD for each lone surrogate
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
         return marked_repr(value)
     children = _children(value)
     if children is None:

@@ -1,8 +1,9 @@
 """The read side of event stores: queries, tails and summaries.
 
-`open_store(location)` opens a store for reading from a path (SQLite) or,
-when the PostgreSQL extra lands, a ``postgresql://`` URL. Every store offers
-the same `EventStore` methods, so the CLI works on any of them.
+`open_store(location)` opens a store for reading from a path (SQLite) or a
+``postgresql://`` URL (``?table=NAME`` picks the table; needs the postgres
+extra). Every store offers the same `EventStore` methods, so the CLI works
+on any of them.
 """
 
 from __future__ import annotations
@@ -64,7 +65,14 @@ class EventStore(Protocol):
 def open_store(location: str) -> EventStore:
     """Open the store at `location` for reading; StoreError says what is wrong."""
     if location.startswith(("postgres://", "postgresql://")):
-        raise StoreError(f"{location}: PostgreSQL stores are not supported yet")
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:  # MissingExtraError names the extra to install
+            raise StoreError(str(exc)) from exc
+        try:
+            return PostgresStore(location, create=False)
+        except ValueError as exc:  # a bad ?table= name
+            raise StoreError(f"{location}: {exc}") from exc
     from .sqlite import SQLiteStore
 
     return SQLiteStore(location, create=False)

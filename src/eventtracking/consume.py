@@ -1,0 +1,315 @@
+"""Drain a Redis stream into a store or backend: the ``eventtracking consume`` worker.
+
+`StreamConsumer` reads a stream as one member of a consumer group, so adding
+workers (processes, machines) with the same group splits the stream between
+them. For each batch it:
+
+1. reads up to `batch` entries (XREADGROUP), first those left pending for
+   this consumer name by an earlier run, then new ones;
+2. writes their events to the sink, which commits before it returns (a
+   store's write transaction; a backend's ``send_batch`` then ``flush``);
+3. acknowledges them (XACK) only then.
+
+Entries another consumer read and never acknowledged (it died) are claimed
+with XAUTOCLAIM once idle for `claim_idle_ms`, and processed the same way.
+A crash between 2 and 3 makes the entries pending; they are written again,
+and the store, de-duplicating on the event id, shows each event once.
+
+A sink failure other than `TerminalError` is retried with backoff until it
+succeeds or the worker is told to stop (then the batch stays pending). On
+`TerminalError` the batch is split to find the events the sink rejects;
+those, and entries that are not event JSON, go to the dead-letter stream
+(field ``event``: the raw bytes, ``reason``, ``source_id``) and are acked.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, cast
+
+from . import diagnostics
+from .exceptions import MissingExtraError, StoreError, TerminalError
+from .serialization import loads
+from .sinks import Sink
+
+try:
+    import redis
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise MissingExtraError("redis", "redis") from exc
+
+from .backends.redis_stream import FIELD
+
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+Decoded = tuple[bytes, dict[str, Any], bytes]  # entry id, event, raw bytes
+
+
+@dataclass
+class ConsumeStats:
+    """What a consumer did; `lag` and `pending` are the group's, as last seen."""
+
+    read: int = 0
+    written: int = 0
+    acked: int = 0
+    claimed: int = 0
+    dead_lettered: int = 0
+    trimmed: int = 0
+    retries: int = 0
+    lag: int | None = None
+    pending: int | None = None
+    seconds: float = 0.0
+    started: float = field(default_factory=time.monotonic, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as a plain dict (for JSON)."""
+        out = asdict(self)
+        out.pop("started")
+        return out
+
+    def line(self) -> str:
+        """One line for a log: counts, rate, lag and pending."""
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        return (
+            f"{self.written} written ({rate:.0f}/s), {self.acked} acked, "
+            f"{self.claimed} claimed, {self.dead_lettered} dead-lettered, "
+            f"{self.trimmed} trimmed, {self.retries} retries; "
+            f"lag {_or_unknown(self.lag)}, pending {_or_unknown(self.pending)}"
+        )
+
+
+def _or_unknown(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def default_consumer_name() -> str:
+    """``HOST-PID``: unique per worker process, so each has its own pending list."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class StreamConsumer:
+    """Move entries of `stream` into `sink` as consumer `consumer` of `group` (see module docs).
+
+    `client` is a ``redis.Redis``. The group is created (with the stream) if
+    missing, starting at the stream's first entry. `report` receives a
+    progress line every `report_every` seconds. Call `run` with an event
+    that tells it to stop: it finishes the batch in hand, acks, and returns.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        stream: str,
+        group: str,
+        sink: Sink,
+        *,
+        consumer: str | None = None,
+        batch: int = 500,
+        block_ms: int = 1000,
+        claim_idle_ms: int = 60_000,
+        report_every: float = 10.0,
+        dead_letter: str | None = None,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        for option, value in (("batch", batch), ("block_ms", block_ms)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{option} must be a positive int, not {value!r}")
+        if (
+            isinstance(claim_idle_ms, bool)
+            or not isinstance(claim_idle_ms, int)
+            or claim_idle_ms < 0
+        ):
+            raise ValueError(f"claim_idle_ms must be an int >= 0, not {claim_idle_ms!r}")
+        self.client = client
+        self.stream = stream
+        self.group = group
+        self.sink = sink
+        self.consumer = consumer or default_consumer_name()
+        self.batch = batch
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.report_every = report_every
+        self.dead_letter = dead_letter or f"{stream}:dead"
+        self.report = report or (lambda line: None)
+        self.stats = ConsumeStats()
+        self._claim_cursor = b"0-0"
+        self._next_claim = 0.0
+        self._next_report = time.monotonic() + report_every
+
+    def ensure_group(self) -> None:
+        """Create the group (and the stream) unless it exists."""
+        try:
+            self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def run(self, stop: threading.Event) -> ConsumeStats:
+        """Consume until `stop` is set; returns the figures (also reported at the end)."""
+        self.ensure_group()
+        own = self._read("0")  # entries this consumer name read before and never acked
+        while own and not stop.is_set():
+            self._process(own, stop)
+            own = self._read("0") if len(own) == self.batch else []
+        delay = 0.1
+        while not stop.is_set():
+            try:
+                self._step(stop)
+                delay = 0.1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Unacked entries stay pending and come back; nothing is lost.
+                self.stats.retries += 1
+                diagnostics.log_burst("consume:redis", "consume: Redis failed (%s); retrying", exc)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            if time.monotonic() >= self._next_report:
+                self._report()
+        self._report(final=True)
+        return self.stats
+
+    def _step(self, stop: threading.Event) -> None:
+        entries = self._claim() if time.monotonic() >= self._next_claim else []
+        if entries:
+            self.stats.claimed += len(entries)
+        else:
+            entries = self._read(">", block=True)
+        if entries:
+            self._process(entries, stop)
+
+    def _read(self, start: str, block: bool = False) -> list[Entry]:
+        try:
+            reply = self.client.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.stream: start},
+                count=self.batch,
+                block=self.block_ms if block else None,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()  # the stream was deleted; start again with the new one
+            return []
+        entries: list[Entry] = cast(list[Any], reply)[0][1] if reply else []
+        return entries
+
+    def _claim(self) -> list[Entry]:
+        """Entries idle for `claim_idle_ms` in other consumers' pending lists, now ours."""
+        reply: list[Any] = self.client.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            min_idle_time=self.claim_idle_ms,
+            start_id=self._claim_cursor,
+            count=self.batch,
+        )
+        self._claim_cursor = reply[0]
+        if reply[0] in (b"0-0", "0-0"):  # a full pass: rest before the next one
+            self._next_claim = time.monotonic() + max(self.claim_idle_ms / 2000, 0.5)
+        if len(reply) > 2 and reply[2]:  # trimmed while pending: gone for good
+            self.stats.trimmed += len(reply[2])
+            diagnostics.log_burst(
+                "consume:trimmed",
+                "consume: %d pending entries of %s were trimmed before delivery (MAXLEN too low?)",
+                len(reply[2]),
+                self.stream,
+            )
+        entries: list[Entry] = reply[1]
+        return entries
+
+    def _process(self, entries: list[Entry], stop: threading.Event) -> None:
+        self.stats.read += len(entries)
+        good: list[Decoded] = []
+        gone: list[bytes] = []
+        for entry_id, fields in entries:
+            if not fields:  # deleted while pending (Redis < 7 still lists it)
+                gone.append(entry_id)
+                continue
+            raw = fields.get(FIELD, b"")
+            try:
+                event = loads(raw)
+                problem = None if isinstance(event, dict) else "not an event: not a JSON object"
+            except ValueError as exc:
+                problem = f"not JSON: {exc}"
+            if problem is None:
+                good.append((entry_id, event, raw))
+            else:  # outside the except block, so the log line carries no traceback
+                self._bury(entry_id, raw, problem)
+        if gone:
+            self.stats.trimmed += len(gone)
+            self._ack(gone)
+        self._ack(self._commit(good, stop))
+
+    def _commit(self, batch: list[Decoded], stop: threading.Event) -> list[bytes]:
+        """Write `batch`; the ids to ack (fewer than all only when stopped first)."""
+        if not batch:
+            return []
+        delay = 0.1
+        while True:
+            try:
+                self.sink.write([event for _, event, _ in batch])
+            except TerminalError as exc:
+                rejected = str(exc)
+                break
+            except Exception as exc:  # anything else is worth retrying
+                self.stats.retries += 1
+                diagnostics.log_burst(
+                    "consume:sink", "consume: sink write failed (%s); retrying", exc, interval=10.0
+                )
+                if stop.wait(delay):
+                    return []
+                delay = min(delay * 2, 5.0)
+                continue
+            self.stats.written += len(batch)
+            return [entry_id for entry_id, _, _ in batch]
+        if len(batch) == 1:  # the one event the sink rejects
+            self._bury(batch[0][0], batch[0][2], rejected)
+            return []
+        half = len(batch) // 2  # split to find the rejected events
+        return self._commit(batch[:half], stop) + self._commit(batch[half:], stop)
+
+    def _ack(self, ids: list[bytes]) -> None:
+        if ids:
+            self.stats.acked += int(self.client.xack(self.stream, self.group, *ids))
+
+    def _bury(self, entry_id: bytes, raw: bytes, reason: str) -> None:
+        """Move one entry to the dead-letter stream and ack it, atomically."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self.dead_letter, {FIELD: raw, b"reason": reason, b"source_id": entry_id})
+        pipe.xack(self.stream, self.group, entry_id)
+        pipe.execute()
+        self.stats.dead_lettered += 1
+        self.stats.acked += 1
+        diagnostics.log_burst(
+            "consume:dead", "consume: entry %s moved to %s: %s", entry_id, self.dead_letter, reason
+        )
+
+    def _report(self, final: bool = False) -> None:
+        self._next_report = time.monotonic() + self.report_every
+        self.stats.seconds = time.monotonic() - self.stats.started
+        try:
+            for info in self.client.xinfo_groups(self.stream):
+                name = info.get("name")
+                if name in (self.group, self.group.encode()):
+                    self.stats.pending = int(info.get("pending") or 0)
+                    lag = info.get("lag")
+                    self.stats.lag = None if lag is None else int(lag)
+        except redis.RedisError:
+            pass  # the figures stay as last seen; the report still goes out
+        where = f"{self.stream}/{self.group}/{self.consumer}"
+        self.report(f"consume {where}: {'stopped: ' if final else ''}{self.stats.line()}")
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client for `url`; StoreError naming the URL when Redis does not answer."""
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=10, socket_timeout=60, health_check_interval=30
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise StoreError(f"Redis at {url}: {exc}; is it running and the URL right?") from exc
+    return client

@@ -1,0 +1,479 @@
+"""Redis Streams: the publishing backend and the consumer-group worker, on a real Redis."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from eventtracking import diagnostics
+from eventtracking.cli import cli
+from eventtracking.exceptions import RetryableError, StoreError, TerminalError
+from eventtracking.serialization import dumps
+from eventtracking.store import Query
+from eventtracking.store.sqlite import SQLiteStore
+from services import pg_table, redis_stream, require_driver, table_url
+
+pytestmark = pytest.mark.services
+require_driver("redis", "redis")
+
+import redis  # noqa: E402
+
+from eventtracking.backends.redis_stream import RedisStreamBackend  # noqa: E402
+from eventtracking.consume import StreamConsumer  # noqa: E402
+from eventtracking.sinks import StoreSink, open_sink  # noqa: E402
+
+T0 = datetime(2026, 2, 1, 8, tzinfo=UTC)
+
+
+def ev(i: int, name: str = "a.b") -> dict[str, Any]:
+    return {
+        "id": f"id-{i:06d}",
+        "name": name,
+        "timestamp": T0 + timedelta(seconds=i),
+        "data": {"i": i},
+        "context": {"user_id": i % 7},
+    }
+
+
+@pytest.fixture
+def stream() -> Iterator[tuple[str, str]]:
+    with redis_stream() as names:
+        yield names
+
+
+@pytest.fixture
+def client(stream: tuple[str, str]) -> Iterator[redis.Redis]:
+    with redis.Redis.from_url(stream[0]) as client:
+        yield client
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def publish(url: str, name: str, events: list[dict[str, Any]]) -> None:
+    backend = RedisStreamBackend(url, name)
+    backend.send_batch(events)
+    backend.close()
+
+
+# -- the backend --------------------------------------------------------------------------
+
+
+def test_events_are_published_in_batches_as_one_field_entries(
+    stream: tuple[str, str], client: redis.Redis
+) -> None:
+    url, name = stream
+    backend = RedisStreamBackend(url, name, batch_size=3, max_delay=60)
+    events = [ev(i) for i in range(7)]
+    for event in events[:5]:
+        backend.send(event)
+    assert client.xlen(name) == 3  # one full batch
+    backend.send_batch(events[5:])
+    assert client.xlen(name) == 7
+    entries = client.xrange(name)
+    assert [fields for _, fields in entries] == [{b"event": dumps(e)} for e in events]
+    backend.close()
+
+
+def test_a_partial_batch_is_published_after_max_delay(
+    stream: tuple[str, str], client: redis.Redis
+) -> None:
+    url, name = stream
+    backend = RedisStreamBackend(url, name, batch_size=100, max_delay=0.05)
+    backend.send(ev(1))
+    wait_for(lambda: client.xlen(name) == 1, timeout=10)
+    backend.send(ev(2))  # the same flusher thread serves the next partial batch
+    wait_for(lambda: client.xlen(name) == 2, timeout=10)
+    backend.close()
+
+
+def test_an_event_beyond_repair_is_skipped_and_counted_not_the_batch(
+    stream: tuple[str, str], client: redis.Redis
+) -> None:
+    url, name = stream
+    backend = RedisStreamBackend(url, name)
+    backend.send_batch([ev(1), ev(2) | {"data": {"text": "a\ud800b"}}, ev(3)])
+    backend.close()
+    ids = [orjson.loads(fields[b"event"])["id"] for _, fields in client.xrange(name)]
+    assert ids == ["id-000001", "id-000003"]
+    assert diagnostics.snapshot()["redis.unencodable"] == 1
+
+
+def test_maxlen_caps_the_stream(stream: tuple[str, str], client: redis.Redis) -> None:
+    url, name = stream
+    exact = RedisStreamBackend(url, name, maxlen=10, approximate=False)
+    exact.send_batch([ev(i) for i in range(25)])
+    exact.close()
+    assert client.xlen(name) == 10
+    assert orjson.loads(client.xrange(name)[0][1][b"event"])["data"]["i"] == 15
+    cheap = RedisStreamBackend(url, name, maxlen=100)
+    cheap.send_batch([ev(i) for i in range(1000)])
+    cheap.close()
+    assert 100 <= client.xlen(name) < 1000
+
+
+def test_bad_options_are_rejected(stream: tuple[str, str]) -> None:
+    url, name = stream
+    for maxlen in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="maxlen must be a positive int"):
+            RedisStreamBackend(url, name, maxlen=maxlen)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stream must be a non-empty string"):
+        RedisStreamBackend(url, "")
+    with pytest.raises(ValueError, match="batch_size"):
+        RedisStreamBackend(url, name, batch_size=0)
+
+
+def test_a_key_of_another_type_is_a_terminal_error(
+    stream: tuple[str, str], client: redis.Redis
+) -> None:
+    url, name = stream
+    client.set(name, "not a stream")
+    backend = RedisStreamBackend(url, name)
+    with pytest.raises(TerminalError, match="rejected 2 events"):
+        backend.send_batch([ev(1), ev(2)])
+    assert diagnostics.snapshot()["redis.dropped"] == 2
+    assert backend.flush(1.0) is True  # dropped, not kept
+    backend.close()
+
+
+def test_an_unreachable_redis_keeps_the_batch() -> None:
+    backend = RedisStreamBackend(
+        "redis://127.0.0.1:1/0", "s", retries=1, max_delay=60, socket_timeout=1
+    )
+    with pytest.raises(RetryableError, match="publishing them again is safe"):
+        backend.send_batch([ev(1)])
+    assert backend.flush(0.2) is False
+    backend.close()
+    assert diagnostics.snapshot()["redis.lost_at_close"] == 1
+
+
+# -- the consumer, in this process ---------------------------------------------------------
+
+
+class FlakySink:
+    """A real SQLite store behind a switch that makes writes fail (fault injection)."""
+
+    def __init__(self, path: Path, fail: Callable[[list[dict[str, Any]]], Exception | None]):
+        self.sink = StoreSink(SQLiteStore(path))
+        self.fail = fail
+        self.calls = 0
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        self.calls += 1
+        error = self.fail(events)
+        if error is not None:
+            raise error
+        self.sink.write(events)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+@contextmanager
+def consuming(
+    url: str, name: str, sink: Any, **options: Any
+) -> Iterator[tuple[StreamConsumer, list[str]]]:
+    """A StreamConsumer running in a thread until the block ends; yields it and its reports."""
+    client = redis.Redis.from_url(url)
+    lines: list[str] = []
+    options = {"block_ms": 50, "report_every": 0.1, "consumer": "c1"} | options
+    consumer = StreamConsumer(client, name, "g", sink, report=lines.append, **options)
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread.start()
+    try:
+        yield consumer, lines
+    finally:
+        stop.set()
+        thread.join(30)
+        client.close()
+    assert not thread.is_alive()
+
+
+def stored(path: Path) -> list[str]:
+    store = SQLiteStore(path, create=False)
+    try:
+        return [event["id"] for event in store.query(Query(limit=None))]
+    finally:
+        store.close()
+
+
+def group_info(client: redis.Redis, name: str) -> dict[str, Any]:
+    (info,) = client.xinfo_groups(name)
+    return info  # type: ignore[no-any-return]
+
+
+def test_the_consumer_drains_the_stream_into_a_store_and_acks(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    publish(url, name, [ev(i) for i in range(1200)])  # published before the group exists
+    path = tmp_path / "sink.db"
+    with consuming(url, name, open_sink(str(path)), batch=500) as (consumer, lines):
+        wait_for(lambda: consumer.stats.acked == 1200)
+        publish(url, name, [ev(i) for i in range(1200, 1300)])
+        wait_for(lambda: consumer.stats.acked == 1300)
+        wait_for(lambda: consumer.stats.lag == 0)
+    assert stored(path) == [f"id-{i:06d}" for i in range(1300)]
+    info = group_info(client, name)
+    assert info["pending"] == 0 and info["lag"] == 0
+    assert any("lag 0, pending 0" in line for line in lines)
+    assert lines[-1].startswith(f"consume {name}/g/c1: stopped: 1300 written")
+
+
+def test_entries_are_acked_only_after_the_sink_committed(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    broken = threading.Event()
+    broken.set()
+    sink = FlakySink(
+        tmp_path / "s.db", lambda events: OSError("disk away") if broken.is_set() else None
+    )
+    publish(url, name, [ev(i) for i in range(50)])
+    with consuming(url, name, sink, batch=20) as (consumer, _):
+        wait_for(lambda: sink.calls >= 3)  # retrying the first batch
+        assert client.xpending(name, "g")["pending"] == 20  # read, not acked
+        assert consumer.stats.acked == 0 and stored(tmp_path / "s.db") == []
+        broken.clear()
+        wait_for(lambda: consumer.stats.acked == 50)
+    assert consumer.stats.retries >= 2
+    assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(50)]
+
+
+def test_entries_left_by_a_dead_consumer_are_claimed(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    publish(url, name, [ev(i) for i in range(80)])
+    client.xgroup_create(name, "g", id="0")
+    client.xreadgroup("g", "dead", {name: ">"}, count=30)  # read, then "died"
+    with consuming(url, name, open_sink(str(tmp_path / "s.db")), claim_idle_ms=300) as (
+        consumer,
+        _,
+    ):
+        wait_for(lambda: consumer.stats.acked == 80)
+    assert consumer.stats.claimed == 30
+    assert stored(tmp_path / "s.db") == sorted(f"id-{i:06d}" for i in range(80))
+    assert client.xpending(name, "g")["pending"] == 0
+
+
+def test_a_restarted_consumer_first_finishes_its_own_pending_entries(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    publish(url, name, [ev(i) for i in range(10)])
+    client.xgroup_create(name, "g", id="0")
+    client.xreadgroup("g", "c1", {name: ">"}, count=4)  # c1 crashed holding 4
+    with consuming(url, name, open_sink(str(tmp_path / "s.db")), claim_idle_ms=3_600_000) as (
+        consumer,
+        _,
+    ):
+        wait_for(lambda: consumer.stats.acked == 10)
+    assert consumer.stats.claimed == 0
+    assert sorted(stored(tmp_path / "s.db")) == [f"id-{i:06d}" for i in range(10)]
+
+
+def test_entries_that_are_not_events_and_events_the_sink_rejects_are_dead_lettered(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    publish(url, name, [ev(0), ev(1)])
+    client.xadd(name, {b"event": b"{not json"})
+    client.xadd(name, {b"event": b"[1, 2]"})
+    client.xadd(name, {b"other": b"field"})
+    publish(url, name, [ev(2), ev(3, name="poison"), ev(4), ev(5), ev(6)])
+
+    def reject_poison(events: list[dict[str, Any]]) -> Exception | None:
+        if any(e["name"] == "poison" for e in events):
+            return TerminalError("poison is not allowed here")
+        return None
+
+    sink = FlakySink(tmp_path / "s.db", reject_poison)
+    with consuming(url, name, sink, batch=100) as (consumer, _):
+        wait_for(lambda: consumer.stats.acked == 10)
+    assert consumer.stats.dead_lettered == 4
+    assert sorted(stored(tmp_path / "s.db")) == [f"id-{i:06d}" for i in (0, 1, 2, 4, 5, 6)]
+    dead = [fields for _, fields in client.xrange(f"{name}:dead")]
+    reasons = [fields[b"reason"].decode() for fields in dead]
+    assert reasons[0].startswith("not JSON") and reasons[1].startswith("not an event")
+    assert reasons[2].startswith("not JSON") and "poison is not allowed" in reasons[3]
+    assert orjson.loads(dead[3][b"event"])["name"] == "poison"
+    assert client.xpending(name, "g")["pending"] == 0
+
+
+def test_the_consumer_writes_into_postgresql_without_duplicates(
+    stream: tuple[str, str], client: redis.Redis
+) -> None:
+    url, name = stream
+    with pg_table("et_consume") as (dsn, table):
+        publish(url, name, [ev(i) for i in range(300)])
+        publish(url, name, [ev(i) for i in range(100, 200)])  # re-published: duplicates
+        sink = open_sink(table_url(dsn, table))
+        with consuming(url, name, sink, batch=128) as (consumer, _):
+            wait_for(lambda: consumer.stats.acked == 400)
+        sink.close()
+        from eventtracking.store.postgres import PostgresStore
+
+        reader = PostgresStore(table_url(dsn, table), create=False)
+        assert reader.count(Query(limit=None)) == 300
+        reader.close()
+
+
+# -- the command, in its own process -------------------------------------------------------
+
+
+def consume_process(url: str, name: str, to: str, *extra: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "eventtracking", "consume", url, "--stream", name]
+    command += ["--group", "g", "--to", to, "--block-ms", "100", "--report-every", "0.2"]
+    return subprocess.Popen(
+        [*command, "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def stop_process(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
+    process.send_signal(sig)
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 0, err
+    return out, err
+
+
+def count_rows(path: Path) -> int:
+    """Events in the store at `path`; 0 while the consumer is still creating it."""
+    try:
+        return len(stored(path))
+    except StoreError:
+        return 0
+
+
+def test_sigterm_finishes_the_batch_in_hand_acks_it_and_exits_0(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    path = tmp_path / "s.db"
+    producing = threading.Event()
+    producing.set()
+
+    def produce() -> None:
+        backend = RedisStreamBackend(url, name, batch_size=50)
+        i = 0
+        while producing.is_set():
+            backend.send_batch([ev(j) for j in range(i, i + 50)])
+            i += 50
+            time.sleep(0.005)
+        backend.close()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    process = consume_process(url, name, str(path), "--batch", "100")
+    try:
+        wait_for(lambda: count_rows(path) > 500)
+        out, err = stop_process(process)  # while entries keep arriving
+    finally:
+        producing.clear()
+        producer.join(30)
+        if process.poll() is None:
+            process.kill()
+    summary = json.loads(out)
+    assert client.xpending(name, "g")["pending"] == 0  # everything read was acked
+    assert summary["acked"] == summary["written"] == summary["read"] == count_rows(path)
+    assert "lag" in err and "stopped:" in err.splitlines()[-1]
+
+
+def test_sigint_stops_cleanly_too_and_a_backend_component_is_a_sink(
+    stream: tuple[str, str], tmp_path: Path
+) -> None:
+    url, name = stream
+    out_file = tmp_path / "out.jsonl"
+    component = {
+        "ENGINE": "eventtracking.backends.jsonl.JSONLinesBackend",
+        "OPTIONS": {"path": str(out_file)},
+    }
+    publish(url, name, [ev(i) for i in range(300)])
+    process = consume_process(url, name, json.dumps(component))
+    try:
+        wait_for(lambda: out_file.exists() and len(out_file.read_bytes().splitlines()) == 300)
+        out, _ = stop_process(process, signal.SIGINT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert json.loads(out)["acked"] == 300
+
+
+def test_a_toml_component_file_is_a_sink(stream: tuple[str, str], tmp_path: Path) -> None:
+    url, name = stream
+    config = tmp_path / "sink.toml"
+    config.write_text(
+        'ENGINE = "eventtracking.backends.sqlite.SQLiteBackend"\n'
+        f'OPTIONS = {{ path = "{tmp_path / "t.db"}", batch_size = 10 }}\n'
+    )
+    publish(url, name, [ev(i) for i in range(55)])
+    process = consume_process(url, name, str(config))
+    try:
+        wait_for(lambda: count_rows(tmp_path / "t.db") == 55)
+        out, _ = stop_process(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert json.loads(out)["acked"] == 55
+
+
+def test_command_errors_say_what_to_fix(stream: tuple[str, str], tmp_path: Path) -> None:
+    url, name = stream
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(cli, ["consume", *args])
+        assert "Traceback" not in result.output
+        return result
+
+    common = ["--stream", name, "--group", "g"]
+    bad_url = run("localhost:6379", *common, "--to", "x.db")
+    assert bad_url.exit_code == 2 and "redis://localhost:6379/0" in bad_url.output
+    down = run("redis://127.0.0.1:1/0", *common, "--to", str(tmp_path / "x.db"))
+    assert down.exit_code == 1 and "is it running" in down.output
+    bad_json = run(url, *common, "--to", "{nope")
+    assert bad_json.exit_code == 1 and "--to: not valid JSON" in bad_json.output
+    unknown = run(url, *common, "--to", '{"ENGINE": "eventtracking.nowhere.Backend"}')
+    assert unknown.exit_code == 1 and "cannot import" in unknown.output
+    missing = run(url, *common, "--to", str(tmp_path / "absent.toml"))
+    assert missing.exit_code == 1 and "cannot read a component" in missing.output
+
+
+def test_without_the_driver_the_error_names_the_extra() -> None:
+    script = (
+        "import sys; sys.modules['redis'] = None\n"
+        "from eventtracking.exceptions import MissingExtraError\n"
+        "for module in ('eventtracking.backends.redis_stream', 'eventtracking.consume'):\n"
+        "    try:\n"
+        "        __import__(module)\n"
+        "    except MissingExtraError as exc:\n"
+        "        print(exc)\n"
+        "import eventtracking.cli\n"  # the command line still loads
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert (
+        out == ["redis is not installed; install it with: pip install 'eventtracking[redis]'"] * 2
+    )

@@ -36,4 +36,12 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "installing chromium" >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2 || true
 fi
+# The Django browser tests drive Chromium through Selenium and Debian's driver;
+# bench/django_bench.py loads the endpoint with wrk when it is there.
+for tool in chromedriver:chromium-driver wrk:wrk; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    echo "installing ${tool#*:}" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}") >&2 || true
+  fi
+done
 exit 0

@@ -198,5 +198,5 @@ def test_lone_surrogates_are_replaced_not_fatal() -> None:
     assert dict(serialization.problems(event)) == {
         "data.text": "string holds a lone surrogate (not valid Unicode)"
     }
-    with pytest.raises(SerializationError, match="data.text"):
+    with pytest.raises(SerializationError, match=r"data\.text"):
         serialization.check(event)

@@ -13,6 +13,7 @@ lazily built default tracker.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -323,6 +324,24 @@ class Tracker:
         self.routing_backend.flush(timeout)
         self.routing_backend.close()
 
+    async def aflush(self, timeout: float = 10.0) -> bool:
+        """`flush` for asyncio code: waits in a worker thread, never blocking the event loop."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """`close` for asyncio code: waits in a worker thread, never blocking the event loop."""
+        await asyncio.to_thread(self.close, timeout)
+
+    @property
+    def validation(self) -> Policy:
+        """The tracker-wide validation policy: ``warn``, ``strict`` or ``off``."""
+        return self._checker.policy
+
+    @property
+    def max_event_size(self) -> int | None:
+        """The size limit (bytes of JSON) checked at emit, or None."""
+        return self._checker.max_event_size
+
     @property
     def closed(self) -> bool:
         """True once `close()` has been called."""
@@ -340,8 +359,21 @@ class Tracker:
         self.close()
 
     def stats(self) -> dict[str, int]:
-        """Process-wide self-metrics: repaired events, backend and processor errors, drops."""
-        return diagnostics.snapshot()
+        """Process-wide self-metrics: repaired events, backend and processor errors, drops.
+
+        Backends behind a delivery worker add theirs as ``delivery.<name>.<metric>``.
+        """
+        stats = diagnostics.snapshot()
+        pending = list(self.backends.values())
+        while pending:  # nested routing backends form trees
+            backend = pending.pop()
+            collect = getattr(backend, "delivery_stats", None)
+            if callable(collect):
+                stats.update(collect())
+            children = getattr(backend, "backends", None)
+            if isinstance(children, Mapping):
+                pending.extend(children.values())
+        return stats
 
     # -- input repair -----------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The example app: a page that emits from the browser, a view that emits on commit."""

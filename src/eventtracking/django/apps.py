@@ -1,0 +1,46 @@
+"""The Django app ``eventtracking.django`` (label ``eventtracking_django``).
+
+At start-up (`EventTrackingConfig.ready`) it registers the system checks,
+installs a `DjangoTracker` as the default tracker when
+``EVENT_TRACKING_ENABLED`` is true, then imports the ``events`` module of
+every installed app (unless ``EVENT_TRACKING_AUTODISCOVER = False``), so the
+event types they register land on that tracker. An error raised inside an
+``events.py`` propagates, like Django's admin autodiscovery.
+"""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+from ..exceptions import ImproperlyConfigured
+from .conf import get_conf
+from .django_tracker import install_tracker
+
+__all__ = ["EventTrackingConfig", "autodiscover"]
+
+
+class EventTrackingConfig(AppConfig):
+    """Install the tracker and find each app's ``events.py`` (see module docs)."""
+
+    name = "eventtracking.django"
+    label = "eventtracking_django"
+    verbose_name = "Event tracking"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)
+
+        try:
+            conf = get_conf()
+        except ImproperlyConfigured:
+            autodiscover()  # the E001 system check reports the setting
+            return
+        if conf.enabled:
+            install_tracker()  # a failure is kept for the E002 system check
+        if conf.autodiscover:
+            autodiscover()
+
+
+def autodiscover() -> None:
+    """Import ``<app>.events`` for every installed app that has one."""
+    autodiscover_modules("events")

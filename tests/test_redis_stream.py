@@ -104,16 +104,17 @@ def test_a_partial_batch_is_published_after_max_delay(
     backend.close()
 
 
-def test_an_event_beyond_repair_is_skipped_and_counted_not_the_batch(
+def test_an_invalid_string_is_repaired_and_the_batch_kept(
     stream: tuple[str, str], client: redis.Redis
 ) -> None:
     url, name = stream
     backend = RedisStreamBackend(url, name)
     backend.send_batch([ev(1), ev(2) | {"data": {"text": "a\ud800b"}}, ev(3)])
     backend.close()
-    ids = [orjson.loads(fields[b"event"])["id"] for _, fields in client.xrange(name)]
-    assert ids == ["id-000001", "id-000003"]
-    assert diagnostics.snapshot()["redis.unencodable"] == 1
+    events = [orjson.loads(fields[b"event"]) for _, fields in client.xrange(name)]
+    assert [e["id"] for e in events] == ["id-000001", "id-000002", "id-000003"]
+    assert events[1]["data"]["text"] == "a\ufffdb"
+    assert diagnostics.snapshot()["serialization.repaired"] == 1
 
 
 def test_maxlen_caps_the_stream(stream: tuple[str, str], client: redis.Redis) -> None:

@@ -7,7 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STORE ?= events.db
 N ?= 200000
 
-.PHONY: demo test lint typecheck pytest bench bench-peers clean
+.PHONY: demo test lint typecheck pytest bench bench-peers bench-backends bench-delivery bench-django clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,15 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,django]'
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)
 	$(BIN)/eventtracking demo --store $(STORE)
 
 lint: $(STAMP_TEST)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench example
+	$(BIN)/ruff format --check src tests bench example
 
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
@@ -39,6 +39,21 @@ test: lint typecheck pytest
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/run.py --events $(N)
+	$(MAKE) --no-print-directory bench-backends
+	$(MAKE) --no-print-directory bench-delivery
+	$(MAKE) --no-print-directory bench-django
+
+# PostgreSQL and Redis backends vs hand-written loops, and end to end (needs both servers).
+bench-backends: $(STAMP_TEST)
+	$(BIN)/python bench/backends.py --events $(N)
+
+# The delivery worker: emit latency (backend healthy/down), buffered vs durable, memory.
+bench-delivery: $(STAMP_TEST)
+	$(BIN)/python bench/delivery.py --events $(N)
+
+# Django: middleware overhead per request, browser endpoint throughput under wrk.
+bench-django: $(STAMP_TEST)
+	$(BIN)/python bench/django_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist src/*.egg-info

@@ -10,6 +10,7 @@ event payload: callers pass names, paths, sizes and types only.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import Counter
@@ -64,5 +65,6 @@ def log_burst(key: str, message: str, *args: object, interval: float = 60.0) -> 
         if last is not None and now - last < interval:
             return False
         _last_logged[key] = now
-    LOG.warning(message, *args, exc_info=True)
+    # The traceback only when called while handling an exception.
+    LOG.warning(message, *args, exc_info=sys.exc_info()[0] is not None)
     return True

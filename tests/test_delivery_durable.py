@@ -1,0 +1,162 @@
+"""Durable mode end to end: restart recovery, disk budget, and SIGKILL at random points."""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from delivery_support import DownBackend, RecordingBackend, event
+from eventtracking import SQLiteBackend, Tracker
+from eventtracking.delivery import DeliveryBackend
+
+TESTS = Path(__file__).resolve().parent
+
+
+def stored_ids(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute("SELECT id FROM events")]
+
+
+@pytest.mark.parametrize("fsync", ["always", "interval"])
+def test_durable_delivery_into_the_sqlite_store(tmp_path: Path, fsync: str) -> None:
+    delivery = DeliveryBackend(
+        SQLiteBackend(tmp_path / "e.db"),
+        name="store",
+        mode="durable",
+        journal_dir=tmp_path / "j",
+        fsync=fsync,  # type: ignore[arg-type]
+        max_delay=0.01,
+    )
+    tracker = Tracker({"store": delivery})
+    for n in range(200):
+        tracker.emit("a.b", {"n": n})
+    tracker.close()
+    assert len(set(stored_ids(tmp_path / "e.db"))) == 200
+    stats = delivery.metrics_snapshot()
+    assert stats["journaled"] == stats["delivered"] == 200
+    assert [p.name for p in (tmp_path / "j").iterdir()] == ["dead-letters.db"]
+
+
+def test_in_process_durable_delivery_hands_over_the_emitted_events(tmp_path: Path) -> None:
+    backend = RecordingBackend()
+    delivery = DeliveryBackend(backend, mode="durable", journal_dir=tmp_path / "j", max_delay=0.01)
+    sent = [event(n) for n in range(50)]
+    for e in sent:
+        delivery.send(e)
+    assert delivery.flush(20)
+    delivery.close()
+    assert [e["id"] for e in backend.events] == [e["id"] for e in sent]
+    assert all(got is original for got, original in zip(backend.events, sent, strict=True))
+
+
+def test_what_a_down_backend_left_is_delivered_by_the_next_process(tmp_path: Path) -> None:
+    down = DeliveryBackend(
+        DownBackend(), mode="durable", journal_dir=tmp_path / "j", fsync="interval"
+    )
+    for n in range(300):
+        down.send(event(n))
+    down.close()
+    assert down.metrics_snapshot()["journaled"] == 300
+    backend = RecordingBackend()
+    later = DeliveryBackend(backend, mode="durable", journal_dir=tmp_path / "j", max_delay=0.01)
+    assert later.flush(20)
+    later.close()
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(300)]
+    assert backend.events[0]["timestamp"].tzinfo is not None  # a datetime again
+
+
+@pytest.mark.parametrize(
+    ("overflow", "reason"), [("drop_newest", "disk_full"), ("block", "block_timeout")]
+)
+def test_a_spent_disk_budget_applies_the_overflow_policy(
+    tmp_path: Path, overflow: str, reason: str
+) -> None:
+    delivery = DeliveryBackend(
+        DownBackend(),
+        mode="durable",
+        journal_dir=tmp_path / "j",
+        fsync="interval",
+        segment_bytes=1000,
+        disk_budget=2000,
+        overflow=overflow,  # type: ignore[arg-type]
+        block_timeout=0.01,
+    )
+    for n in range(100):
+        delivery.send(event(n))
+    stats = delivery.metrics_snapshot()
+    assert stats["journaled"] + stats["dropped"][reason] == 100
+    assert stats["dropped"][reason] > 50
+    delivery.close()
+
+
+# -- SIGKILL ------------------------------------------------------------------------------------
+
+PRODUCER = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from delivery_support import GatedBackend
+from eventtracking.backends.sqlite import SQLiteBackend
+from eventtracking.delivery import DeliveryBackend
+
+store, journal, side, gate, fsync, run = sys.argv[1:7]
+delivery = DeliveryBackend(
+    GatedBackend(SQLiteBackend(store), gate, delay=0.002),
+    name="store", mode="durable", journal_dir=journal, fsync=fsync,
+    batch_size=50, max_delay=0.005, metrics_interval=0.05,
+    retry={{"initial_backoff": 0.002, "max_backoff": 0.02}},
+    circuit={{"failure_threshold": 3, "reset_timeout": 0.02}},
+)
+fd = os.open(side, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+print("ready", flush=True)
+i = 0
+while True:
+    event_id = f"{{run}}-{{i}}"
+    delivery.send({{"id": event_id, "name": "kill.test", "timestamp": "2026-01-01T00:00:00+00:00",
+                   "data": {{"i": i}}, "context": {{}}}})
+    os.write(fd, (event_id + "\\n").encode())  # only once emit has returned
+    i += 1
+"""
+
+
+def test_every_event_whose_emit_returned_survives_sigkill(tmp_path: Path) -> None:
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    script = tmp_path / "producer.py"
+    script.write_text(PRODUCER.format(tests=str(TESTS)))
+    store, journal, side, gate = (tmp_path / n for n in ("e.db", "j", "side.txt", "up"))
+    for run in range(6):
+        if run == 2:
+            gate.touch()  # runs 0-1: the store is unavailable; later runs: slow
+        fsync = "always" if run % 2 else "interval"
+        args = [str(a) for a in (store, journal, side, gate, fsync, run)]
+        producer = subprocess.Popen(
+            [sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True
+        )
+        assert producer.stdout is not None
+        assert producer.stdout.readline().strip() == "ready", f"seed {seed}"
+        time.sleep(rng.uniform(0.05, 0.5))
+        producer.send_signal(signal.SIGKILL)
+        producer.wait(30)
+        assert producer.returncode == -signal.SIGKILL
+        producer.stdout.close()
+    emitted = {line for line in side.read_text().split("\n") if line}
+    before = set(stored_ids(store))
+    print(f"seed {seed}: {len(emitted)} acknowledged, {len(emitted - before)} not yet stored")
+    assert len({e.split("-")[0] for e in emitted}) == 6, f"every run emitted (seed {seed})"
+    recovery = DeliveryBackend(
+        SQLiteBackend(store), name="store", mode="durable", journal_dir=journal, max_delay=0.01
+    )
+    assert recovery.flush(60), f"seed {seed}"
+    recovery.close()
+    ids = stored_ids(store)
+    assert len(ids) == len(set(ids))
+    missing = emitted - set(ids)
+    assert not missing, f"{len(missing)} of {len(emitted)} acknowledged events lost (seed {seed})"
+    assert len([p for p in journal.iterdir() if p.name.startswith("lane-")]) == 0

@@ -1,0 +1,435 @@
+"""The delivery worker in buffered mode: batching, faults, overflow policies, lifecycle, config.
+
+No assertion here depends on how long something took: waits poll a
+condition with a generous safety net (`wait_for`), and "emit does not block"
+is shown by emit returning while the backend is provably stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delivery_support import (
+    DownBackend,
+    FlakyBackend,
+    GatedBackend,
+    HangingBackend,
+    RecordingBackend,
+    RejectingBackend,
+    SlowBackend,
+    event,
+    wait_for,
+)
+from eventtracking import Tracker, diagnostics, load_tracker, tracker_from_config
+from eventtracking.backends.routing import RoutingBackend
+from eventtracking.delivery import DeliveryBackend
+from eventtracking.exceptions import ImproperlyConfigured
+from eventtracking.serialization import dumps
+from eventtracking.testing import InMemoryBackend
+
+Make = Callable[..., DeliveryBackend]
+
+
+@pytest.fixture
+def make() -> Iterator[Make]:
+    """Build delivery backends that are closed after the test, whatever happens."""
+    made: list[DeliveryBackend] = []
+
+    def build(backend: Any, **options: Any) -> DeliveryBackend:
+        delivery = DeliveryBackend(backend, **options)
+        made.append(delivery)
+        return delivery
+
+    yield build
+    for delivery in made:
+        release = getattr(delivery.backend, "release", None)
+        if isinstance(release, threading.Event):
+            release.set()
+        delivery.close()
+
+
+# -- batching ------------------------------------------------------------------------------
+
+
+def test_batches_by_count(make: Make) -> None:
+    backend = RecordingBackend()
+    delivery = make(backend, batch_size=10, max_delay=3600)
+    for n in range(35):
+        delivery.send(event(n))
+    assert wait_for(lambda: len(backend.events) >= 30)
+    assert [len(b) for b in backend.batches] == [10, 10, 10]  # the rest waits for more
+    assert delivery.flush(10)
+    assert [len(b) for b in backend.batches] == [10, 10, 10, 5]
+    assert backend.ids() == [f"ev-{n:08d}" for n in range(35)]
+
+
+def test_batches_by_bytes(make: Make) -> None:
+    backend = RecordingBackend()
+    limit = 3 * len(dumps(event(1))) + 10
+    delivery = make(backend, batch_size=1000, batch_bytes=limit, max_delay=3600)
+    for n in range(20):
+        delivery.send(event(n))
+    assert delivery.flush(10)
+    assert len(backend.events) == 20 and len(backend.batches) >= 7
+    assert all(sum(len(dumps(e)) for e in batch) <= limit for batch in backend.batches)
+
+
+def test_batches_by_time(make: Make) -> None:
+    backend = RecordingBackend()
+    delivery = make(backend, batch_size=1000, max_delay=0.05)
+    for n in range(3):
+        delivery.send(event(n))
+    # Nothing but max_delay can send a batch of 3 when a batch holds 1000.
+    assert wait_for(lambda: len(backend.events) == 3)
+    assert [len(b) for b in backend.batches] == [3]
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+
+def test_emit_never_blocks_on_a_hanging_backend(make: Make) -> None:
+    backend = HangingBackend()
+    delivery = make(backend, batch_size=1, queue_size=1000)
+    delivery.send(event(0))
+    assert backend.entered.wait(10)
+    for n in range(1, 200):  # the worker is stuck inside the backend meanwhile
+        delivery.send(event(n))
+    assert delivery.flush(0.05) is False
+    backend.release.set()
+    assert delivery.flush(10) is True
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(200)]
+
+
+def test_one_failing_backend_never_slows_the_others(make: Make) -> None:
+    stuck, healthy = HangingBackend(), RecordingBackend()
+    tracker = Tracker({"stuck": make(stuck, name="stuck"), "ok": make(healthy, name="ok")})
+    for n in range(50):
+        tracker.emit("a.b", {"n": n})
+    assert tracker.get_backend("ok").flush(10) is True
+    assert len(healthy.events) == 50
+    assert tracker.flush(0.05) is False  # the stuck one cannot finish
+    stuck.release.set()
+    assert tracker.flush(10) is True
+    tracker.close()
+    assert len(stuck.events) == 50
+
+
+def test_slow_backend_gets_everything(make: Make) -> None:
+    backend = SlowBackend(0.002)
+    delivery = make(backend, batch_size=20, max_delay=0.01)
+    for n in range(300):
+        delivery.send(event(n))
+    assert delivery.flush(30)
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(300)]
+
+
+def test_fails_n_times_then_succeeds(make: Make) -> None:
+    backend = FlakyBackend(failures=3)
+    delivery = make(backend, max_delay=0.01, retry={"initial_backoff": 0.001})
+    for n in range(10):
+        delivery.send(event(n))
+    assert delivery.flush(10)
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(10)]
+    stats = delivery.metrics_snapshot()
+    assert stats["failures"] == 3 and stats["delivered"] == 10 and stats["retried"] >= 3
+
+
+def test_rejected_events_go_to_dead_letters_in_the_journal_dir(make: Make, tmp_path: Path) -> None:
+    backend = RejectingBackend(lambda e: e["data"]["n"] in (4, 9))
+    delivery = make(backend, journal_dir=tmp_path / "j", max_delay=0.01)
+    for n in range(12):
+        delivery.send(event(n))
+    assert delivery.flush(10)
+    assert len(backend.events) == 10
+    assert delivery.dead_letters is not None
+    assert delivery.dead_letters.path == tmp_path / "j" / "dead-letters.db"
+    letters = delivery.dead_letters.select()
+    assert sorted(letter.event["data"]["n"] for letter in letters) == [4, 9]
+    assert {letter.backend for letter in letters} == {"RejectingBackend"}
+
+
+# -- overflow policies ---------------------------------------------------------------------------
+
+
+def stuck_and_full(make: Make, **options: Any) -> tuple[DeliveryBackend, HangingBackend]:
+    """A delivery backend whose worker is stuck on event 0 and whose queue (5) is full."""
+    backend = HangingBackend()
+    delivery = make(backend, name="d", batch_size=1, queue_size=5, **options)
+    delivery.send(event(0))
+    assert backend.entered.wait(10)
+    for n in range(1, 6):
+        delivery.send(event(n))
+    return delivery, backend
+
+
+def test_drop_newest_counts_each_drop(make: Make) -> None:
+    delivery, backend = stuck_and_full(make, overflow="drop_newest")
+    delivery.send(event(6))
+    delivery.send(event(7))
+    backend.release.set()
+    assert delivery.flush(10)
+    assert backend.ids() == [f"ev-{n:08d}" for n in range(6)]
+    assert delivery.metrics_snapshot()["dropped"] == {"queue_full": 2}
+    assert diagnostics.snapshot()["delivery.d.dropped.queue_full"] == 2
+
+
+def test_drop_oldest_evicts_and_counts(make: Make) -> None:
+    delivery, backend = stuck_and_full(make, overflow="drop_oldest")
+    delivery.send(event(6))
+    delivery.send(event(7))
+    backend.release.set()
+    assert delivery.flush(10)
+    assert backend.ids() == [f"ev-{n:08d}" for n in (0, 3, 4, 5, 6, 7)]
+    assert delivery.metrics_snapshot()["dropped"] == {"oldest": 2}
+
+
+def test_block_drops_after_its_timeout(make: Make) -> None:
+    delivery, backend = stuck_and_full(make, overflow="block", block_timeout=0.01)
+    delivery.send(event(6))
+    assert delivery.metrics_snapshot()["dropped"] == {"block_timeout": 1}
+    backend.release.set()
+    assert delivery.flush(10)
+
+
+def test_block_waits_for_room(make: Make) -> None:
+    delivery, backend = stuck_and_full(make, overflow="block", block_timeout=60)
+    sender = threading.Thread(target=delivery.send, args=(event(6),))
+    sender.start()
+    assert wait_for(lambda: delivery._worker is not None and delivery._worker.waiting_for_room == 1)
+    backend.release.set()
+    sender.join(30)
+    assert delivery.flush(10)
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(7)]
+    assert delivery.metrics_snapshot()["dropped"] == {}
+
+
+def test_spill_journals_what_does_not_fit(make: Make, tmp_path: Path) -> None:
+    delivery, backend = stuck_and_full(make, overflow="spill", journal_dir=tmp_path / "j")
+    delivery.send(event(6))
+    delivery.send(event(7))
+    assert delivery.metrics_snapshot()["journaled"] == 2
+    backend.release.set()
+    assert delivery.flush(10)
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(8)]
+    assert delivery.metrics_snapshot()["dropped"] == {}
+
+
+def test_spill_with_the_disk_budget_spent_drops_and_counts(make: Make, tmp_path: Path) -> None:
+    delivery, backend = stuck_and_full(
+        make, overflow="spill", journal_dir=tmp_path / "j", segment_bytes=100, disk_budget=100
+    )
+    delivery.send(event(6))
+    assert delivery.metrics_snapshot()["dropped"] == {"disk_full": 1}
+    backend.release.set()
+    assert delivery.flush(10)
+
+
+def test_open_circuit_moves_the_queue_to_the_journal(make: Make, tmp_path: Path) -> None:
+    gate = tmp_path / "up"
+    backend = GatedBackend(RecordingBackend(), str(gate))
+    delivery = make(
+        backend,
+        journal_dir=tmp_path / "j",
+        batch_size=10,
+        max_delay=0.01,
+        circuit={"failure_threshold": 1, "reset_timeout": 0.05},
+    )
+    for n in range(200):
+        delivery.send(event(n))
+    assert wait_for(lambda: delivery.metrics_snapshot()["journaled"] >= 190)
+    assert wait_for(lambda: delivery.metrics_snapshot()["queue_depth"] == 0)
+    gate.touch()
+    assert delivery.flush(20)
+    assert sorted(backend.inner.ids()) == [f"ev-{n:08d}" for n in range(200)]
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+
+def test_close_keeps_undelivered_events_in_the_journal_for_the_next_process(
+    tmp_path: Path,
+) -> None:
+    down = DeliveryBackend(DownBackend(), journal_dir=tmp_path / "j", max_delay=0.01)
+    for n in range(20):
+        down.send(event(n))
+    down.close()
+    assert down.metrics_snapshot()["dropped"] == {}
+    backend = RecordingBackend()
+    after = DeliveryBackend(backend, journal_dir=tmp_path / "j", max_delay=0.01)
+    assert after.flush(10)
+    after.close()
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(20)]
+    assert sorted(p.name for p in (tmp_path / "j").iterdir()) == ["dead-letters.db"]
+
+
+def test_close_without_a_journal_counts_what_is_lost(make: Make) -> None:
+    delivery, backend = stuck_and_full(make)
+    delivery.close()  # the worker is stuck: its batch (event 0) counts as lost too
+    assert delivery.metrics_snapshot()["dropped"] == {"shutdown": 6}
+    backend.release.set()
+
+
+def test_send_after_close_raises_and_close_is_idempotent(make: Make) -> None:
+    delivery = make(RecordingBackend())
+    delivery.close()
+    delivery.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        delivery.send(event(1))
+    assert delivery.flush(1)
+
+
+def test_close_with_a_timeout_flushes_first(make: Make) -> None:
+    backend = RecordingBackend()
+    delivery = make(backend, max_delay=3600)
+    delivery.send(event(1))
+    delivery.close(10)
+    assert backend.ids() == ["ev-00000001"] and backend.closed
+
+
+def test_aflush_inside_asyncio() -> None:
+    backend = RecordingBackend()
+    tracker = Tracker({"d": DeliveryBackend(backend, max_delay=3600)})
+
+    async def main() -> bool:
+        tracker.emit("a.b", {"n": 1})
+        flushed = await tracker.aflush(10)
+        await tracker.aclose()
+        return flushed
+
+    assert asyncio.run(main()) is True
+    assert len(backend.events) == 1 and tracker.closed
+
+
+def test_one_journal_dir_per_delivery_backend(make: Make, tmp_path: Path) -> None:
+    make(RecordingBackend(), journal_dir=tmp_path / "j")
+    with pytest.raises(ValueError, match="already used by delivery backend"):
+        DeliveryBackend(RecordingBackend(), journal_dir=tmp_path / "j")
+
+
+# -- stats and metrics ------------------------------------------------------------------------
+
+
+def test_tracker_stats_include_delivery_metrics_of_nested_backends(make: Make) -> None:
+    inner = make(RecordingBackend(), name="inner", max_delay=0.01)
+    tracker = Tracker({"tree": RoutingBackend({"x": inner}), "top": make(InMemoryBackend())})
+    for n in range(5):
+        tracker.emit("a.b", {"n": n})
+    assert tracker.flush(10)
+    stats = tracker.stats()
+    assert stats["delivery.inner.emitted"] == 5
+    assert stats["delivery.inner.delivered"] == 5
+    assert stats["delivery.InMemoryBackend.delivered"] == 5
+    assert stats["delivery.inner.queue_depth"] == 0
+    assert "delivery.inner.latency_p99_us" in stats
+
+
+def test_worker_writes_a_metrics_file_in_its_lane(make: Make, tmp_path: Path) -> None:
+    delivery = make(RecordingBackend(), name="m", journal_dir=tmp_path / "j", metrics_interval=0.01)
+    delivery.send(event(1))
+    assert delivery.flush(10)
+    path = tmp_path / "j" / f"metrics-{os.getpid()}.json"
+    assert wait_for(path.exists)
+    assert '"name": "m"' in path.read_text()
+    delivery.close()
+    assert not path.exists()
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_configured_as_a_component_tree(tmp_path: Path) -> None:
+    tracker = tracker_from_config(
+        {
+            "backends": {
+                "store": {
+                    "ENGINE": "eventtracking.delivery.DeliveryBackend",
+                    "OPTIONS": {
+                        "backend": {"ENGINE": "eventtracking.testing.InMemoryBackend"},
+                        "mode": "durable",
+                        "journal_dir": str(tmp_path / "j"),
+                        "fsync": "interval",
+                        "retry": {"max_attempts": 3},
+                        "circuit": {"reset_timeout": 5},
+                    },
+                }
+            }
+        }
+    )
+    delivery = tracker.get_backend("store")
+    assert isinstance(delivery, DeliveryBackend)
+    assert delivery.options.retry.max_attempts == 3 and delivery.options.fsync == "interval"
+    tracker.emit("a.b", {})
+    tracker.close()
+    assert len(delivery.backend.events) == 1
+
+
+def test_configured_from_toml(tmp_path: Path) -> None:
+    config = tmp_path / "tracking.toml"
+    config.write_text(
+        f"""
+[backends.store]
+ENGINE = "eventtracking.delivery.DeliveryBackend"
+[backends.store.OPTIONS]
+name = "store"
+journal_dir = "{tmp_path / "j"}"
+overflow = "spill"
+[backends.store.OPTIONS.backend]
+ENGINE = "eventtracking.backends.sqlite.SQLiteBackend"
+OPTIONS = {{ path = "{tmp_path / "e.db"}" }}
+"""
+    )
+    tracker = load_tracker(config)
+    tracker.emit("a.b", {})
+    tracker.close()
+    assert tracker.stats()["delivery.store.delivered"] == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"mode": "fast"}, "mode: expected one of 'buffered', 'durable', 'sync', got str 'fast'"),
+        ({"mode": "durable"}, "mode='durable' needs journal_dir"),
+        ({"overflow": "spill"}, "overflow='spill' needs mode='buffered' and a journal_dir"),
+        ({"batch_size": 0}, "batch_size must be a positive int, not 0"),
+        ({"max_delay": -1}, "max_delay must be a number of seconds >= 0"),
+        ({"retry": {"attempts": 3}}, "retry: unknown option(s) ['attempts']; valid options"),
+        ({"fsync": "always"}, "fsync='always' applies to mode='durable' only"),
+        ({"colour": "red"}, "unknown option(s) ['colour']"),
+        ({"batch_size": "many"}, "batch_size: expected int, got str 'many'"),
+    ],
+)
+def test_bad_options_are_improperly_configured(options: dict[str, Any], message: str) -> None:
+    spec = {
+        "ENGINE": "eventtracking.delivery.DeliveryBackend",
+        "OPTIONS": {"backend": {"ENGINE": "eventtracking.testing.InMemoryBackend"}, **options},
+    }
+    with pytest.raises(ImproperlyConfigured) as info:
+        tracker_from_config({"backends": {"d": spec}})
+    assert message in str(info.value)
+    assert str(info.value).startswith("backends.d")
+
+
+def test_durable_mode_refuses_to_drop_journaled_events(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="accepts overflow 'block' or 'drop_newest'"):
+        DeliveryBackend(
+            RecordingBackend(), mode="durable", journal_dir=tmp_path, overflow="drop_oldest"
+        )
+
+
+def test_a_backend_without_send_is_refused() -> None:
+    with pytest.raises(ValueError, match="no callable 'send'"):
+        DeliveryBackend(object())
+
+
+def test_the_delivery_package_exports_what_it_lists() -> None:
+    import eventtracking.delivery as delivery
+
+    assert all(hasattr(delivery, name) for name in delivery.__all__)
+    assert "DeliveryBackend" in delivery.__all__

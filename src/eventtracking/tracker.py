@@ -109,6 +109,8 @@ class Tracker:
             self.registry, validation, max_event_size, annotate=envelope == "full"
         )
         self._closed = False
+        # True while emit may take its short path (see emit); cleared by close().
+        self._common = self._layered and envelope == "full" and not strict
         self._close_lock = threading.Lock()
 
     # -- the Open edX surface -------------------------------------------------
@@ -138,6 +140,35 @@ class Tracker:
 
         An empty name becomes ``'unknown'``; None data becomes ``{}``.
         """
+        if self._common and type(name) is str and name and type(data) is dict:
+            # The usual call, with nothing to repair; the general path is _build.
+            view = self.context_locator.view()
+            event = {
+                "id": new_event_id(),
+                "name": name,
+                "timestamp": _now(UTC),
+                "data": data,
+                "context": view.merged.copy(),
+            }
+            checker = self._checker
+            if checker.registry._current or checker.max_event_size is not None:
+                checker.check(event, view)
+        else:
+            event = self._build(name, data)
+        routing = self.routing_backend
+        if routing.processors:
+            routing.send(event)
+            return
+        # The common case, inlined: no tracker-level processors, so hand the
+        # event straight to each backend (what RoutingBackend.send would do).
+        for backend_name, backend in routing.backends.items():
+            try:
+                backend.send(event)
+            except Exception:
+                routing.backend_failed(backend_name)
+
+    def _build(self, name: object, data: object) -> dict[str, Any]:
+        """Build (and check) an event in the general case: any locator, envelope or input."""
         if self._closed:
             raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
         if type(name) is not str or not name:
@@ -168,17 +199,7 @@ class Tracker:
             checker.check(event, view or self._foreign_view())
         if self.strict:
             serialization.check(event)
-        routing = self.routing_backend
-        if routing.processors:
-            routing.send(event)
-            return
-        # The common case, inlined: no tracker-level processors, so hand the
-        # event straight to each backend (what RoutingBackend.send would do).
-        for backend_name, backend in routing.backends.items():
-            try:
-                backend.send(event)
-            except Exception:
-                routing.backend_failed(backend_name)
+        return event
 
     def _foreign_view(self) -> ContextView:
         # An Open edX-style locator (only get()): build the view for this event.
@@ -321,6 +342,7 @@ class Tracker:
             if self._closed:
                 return
             self._closed = True
+            self._common = False
         self.routing_backend.flush(timeout)
         self.routing_backend.close()
 

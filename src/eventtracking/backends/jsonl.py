@@ -114,6 +114,7 @@ class JSONLinesBackend:
         self.autoflush = bool(autoflush)
         self._rotating = rotate_bytes is not None or rotate_interval is not None
         self._seen_types: set[str] = set()
+        self._plain = not self._rotating and not self.autoflush
         self._buffer_size = buffer_size
         self._lock = threading.Lock()
         self._closed = False
@@ -133,6 +134,9 @@ class JSONLinesBackend:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
+            if self._plain and "meta" not in event:
+                self._file.write(line)  # the common case: nothing to rotate, flush or describe
+                return
             if self._rotating and self._due_for_rotation():
                 self._rotate()
             if "meta" in event:

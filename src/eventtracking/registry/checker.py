@@ -82,9 +82,8 @@ class EventChecker:
                     return
             if self.annotate:
                 cached = view.scratch.get(type_id)
-                registry = self.registry
-                if cached is not None and cached[0] is registry and cached[1] == registry.version:
-                    event["meta"] = cached[2]
+                if cached is not None and cached[0] is self.registry.token:
+                    event["meta"] = cached[1]
                 else:
                     event["meta"] = self._meta(type_id, view)
             return
@@ -97,7 +96,7 @@ class EventChecker:
         contexts = self.context_ids(view.names) if view.names else None
         if contexts:
             meta["contexts"] = contexts
-        view.scratch[type_id] = (registry, registry.version, meta)
+        view.scratch[type_id] = (registry.token, meta)
         return meta
 
     def _problems(

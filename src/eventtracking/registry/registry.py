@@ -75,6 +75,8 @@ class Registry:
         # name -> (current id, its validator, policy override): one lookup per emit
         self._hot: dict[str, tuple[str, Validator, Policy | None]] = {}
         self.version = 0
+        # Replaced on every change: caches compare it by identity (one `is` test).
+        self.token = object()
 
     def __len__(self) -> int:
         return len(self._current)
@@ -158,6 +160,7 @@ class Registry:
                     self._policies.get(version.name),
                 )
             self.version += 1
+            self.token = object()
         remember(existing)
         return existing
 

@@ -28,6 +28,7 @@ from .delivery.metrics import process_alive
 from .delivery.replay import Replayer, read_events
 from .delivery.retry import RetryPolicy
 from .exceptions import ImproperlyConfigured, StoreError
+from .times import parse_time
 
 DEAD_LETTERS_ENV: Final = "EVENTTRACKING_DEAD_LETTERS"
 JOURNAL_ENV: Final = "EVENTTRACKING_JOURNAL_DIR"
@@ -36,7 +37,6 @@ JOURNAL_ENV: Final = "EVENTTRACKING_JOURNAL_DIR"
 def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
     if value is None:
         return None
-    from .cli import parse_time  # imported here: cli imports this module
 
     try:
         return parse_time(value)

@@ -1,0 +1,31 @@
+"""Times as people write them on a command line: ISO-8601, ``now`` or an age."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+TIME_HELP: Final = "ISO-8601 (2026-11-25T10:00, 2026-11-25; naive = UTC), 90m/2h/3d ago, or now"
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    """The aware UTC datetime `text` names; ValueError with a hint if it names none.
+
+    Accepts ISO-8601 (a naive value is UTC), ``now``, and a duration ago:
+    a number followed by s, m, h, d or w (``90m``, ``2h``, ``3d``).
+    """
+    now = datetime.now(UTC) if now is None else now
+    value = text.strip().lower()
+    try:
+        if value == "now":
+            return now
+        match = _DURATION.fullmatch(value)
+        if match:
+            return now - timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+        parsed = datetime.fromisoformat(text.strip())
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{text!r} is not a time; use {TIME_HELP}") from None

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from eventtracking.cli import cli, main, parse_time
+from eventtracking.cli import cli, main
 from eventtracking.store.sqlite import SQLiteStore, row_for
+from eventtracking.times import parse_time
 
 N_EVENTS = 300
 README_URLS = [f"http://www.edx.org/some/path/{i}" for i in (1, 2, 3)]

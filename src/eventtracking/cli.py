@@ -32,22 +32,12 @@ from .cli_delivery import JOURNAL_ENV, deadletters_command, replay_command, show
 from .exceptions import StoreError
 from .serialization import dumps_str
 from .store import EventStore, Query, open_store
-from .times import TIME_HELP, parse_time
+from .times import TIME_HELP, time_option
 
 DEFAULT_STORE: Final = "events.db"
 STORE_ENV: Final = "EVENTTRACKING_STORE"
 KEY_CONTEXT: Final = ("user_id", "username", "session_id", "course_id")
 HOURS_SHOWN: Final = 48
-
-
-def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """Option callback: the `parse_time` of `value`; BadParameter (exit 2) if it is not a time."""
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _pairs_option(
@@ -233,8 +223,8 @@ def demo_command(store_path: str, n_events: int, seed: int | None) -> None:
 @cli.command()
 @store_option
 @click.option("--name", "names", multiple=True, metavar="GLOB", help="Event name or glob.")
-@click.option("--since", callback=_time_option, metavar="TIME", help=f"At or after: {TIME_HELP}.")
-@click.option("--until", callback=_time_option, metavar="TIME", help="Before (same formats).")
+@click.option("--since", callback=time_option, metavar="TIME", help=f"At or after: {TIME_HELP}.")
+@click.option("--until", callback=time_option, metavar="TIME", help="Before (same formats).")
 @click.option("--context", "contexts", multiple=True, callback=_pairs_option, metavar="KEY=VALUE")
 @click.option("--data", "datas", multiple=True, callback=_pairs_option, metavar="KEY=VALUE")
 @click.option(

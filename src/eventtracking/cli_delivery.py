@@ -28,20 +28,10 @@ from .delivery.metrics import process_alive
 from .delivery.replay import Replayer, read_events
 from .delivery.retry import RetryPolicy
 from .exceptions import ImproperlyConfigured, StoreError
-from .times import parse_time
+from .times import time_option
 
 DEAD_LETTERS_ENV: Final = "EVENTTRACKING_DEAD_LETTERS"
 JOURNAL_ENV: Final = "EVENTTRACKING_JOURNAL_DIR"
-
-
-def _time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _console() -> Console:
@@ -268,8 +258,8 @@ def replayer_close(replayer: Replayer) -> None:
 )
 @target_option
 @click.option("--name", "names", multiple=True, metavar="GLOB", help="Event name or glob.")
-@click.option("--since", callback=_time_option, metavar="TIME", help="At or after this time.")
-@click.option("--until", callback=_time_option, metavar="TIME", help="Before this time.")
+@click.option("--since", callback=time_option, metavar="TIME", help="At or after this time.")
+@click.option("--until", callback=time_option, metavar="TIME", help="Before this time.")
 @click.option("--dry-run", is_flag=True, help="Count what would be sent; send nothing.")
 @rate_option
 @retries_option

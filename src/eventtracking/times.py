@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+import click
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 TIME_HELP: Final = "ISO-8601 (2026-11-25T10:00, 2026-11-25; naive = UTC), 90m/2h/3d ago, or now"
@@ -29,3 +31,13 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise ValueError(f"{text!r} is not a time; use {TIME_HELP}") from None
+
+
+def time_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """Click callback: the `parse_time` of `value`; BadParameter (exit 2) if it is not a time."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None

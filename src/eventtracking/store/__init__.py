@@ -8,7 +8,7 @@ on any of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -76,3 +76,20 @@ def open_store(location: str) -> EventStore:
     from .sqlite import SQLiteStore
 
     return SQLiteStore(location, create=False)
+
+
+def describe_event(
+    event: dict[str, Any], metadata: Callable[[str], dict[str, Any] | None]
+) -> dict[str, Any]:
+    """The documentation an event refers to: ``{"type": ..., "contexts": {name: ...}}``.
+
+    `metadata` looks a version up by id (a store's ``metadata`` method).
+    """
+    meta = event.get("meta") or {}
+    out: dict[str, Any] = {}
+    if isinstance(meta.get("type"), str):
+        out["type"] = metadata(meta["type"])
+    contexts = meta.get("contexts")
+    if isinstance(contexts, dict):
+        out["contexts"] = {name: metadata(type_id) for name, type_id in contexts.items()}
+    return out

@@ -34,7 +34,7 @@ from .. import diagnostics
 from ..exceptions import MissingExtraError, RetryableError, StoreError, TerminalError
 from ..registry.model import TypeVersion
 from ..serialization import loads
-from . import Query
+from . import Query, describe_event
 from .postgres_query import where_clause
 from .postgres_rows import COLUMNS, copy_rows, event_from_row
 from .postgres_schema import (
@@ -310,14 +310,7 @@ class PostgresStore:
 
     def metadata_for(self, event: dict[str, Any]) -> dict[str, Any]:
         """The documentation an event refers to: ``{"type": ..., "contexts": {name: ...}}``."""
-        meta = event.get("meta") or {}
-        out: dict[str, Any] = {}
-        if isinstance(meta.get("type"), str):
-            out["type"] = self.metadata(meta["type"])
-        contexts = meta.get("contexts")
-        if isinstance(contexts, dict):
-            out["contexts"] = {name: self.metadata(tid) for name, tid in contexts.items()}
-        return out
+        return describe_event(event, self.metadata)
 
     def summaries(self) -> list[tuple[str, int, datetime, datetime]]:
         """(name, count, first seen, last seen) for every stored event name."""

@@ -20,7 +20,7 @@ from typing import Any, Final
 from ..exceptions import StoreError
 from ..registry.model import TypeVersion
 from ..serialization import loads
-from . import Query
+from . import Query, describe_event
 from .rows import _typed, from_micros, row_for, to_micros, type_row
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_micros", "row_for", "to_micros", "type_row"]
@@ -184,14 +184,7 @@ class SQLiteStore:
 
     def metadata_for(self, event: dict[str, Any]) -> dict[str, Any]:
         """The documentation an event refers to: ``{"type": ..., "contexts": {name: ...}}``."""
-        meta = event.get("meta") or {}
-        out: dict[str, Any] = {}
-        if isinstance(meta.get("type"), str):
-            out["type"] = self.metadata(meta["type"])
-        contexts = meta.get("contexts")
-        if isinstance(contexts, dict):
-            out["contexts"] = {name: self.metadata(tid) for name, tid in contexts.items()}
-        return out
+        return describe_event(event, self.metadata)
 
     # -- summaries for the catalogue --------------------------------------------------
 

@@ -13,9 +13,12 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
+
+from . import diagnostics
+from .exceptions import EventError
 
 UNKNOWN_EVENT_TYPE: Final = "unknown"
 
@@ -84,6 +87,49 @@ def event_id_time(event_id: str) -> datetime:
     """Return the creation time encoded in a UUIDv7 event id."""
     ms = int(event_id[:8] + event_id[9:13], 16)
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def checked_name(name: object, strict: bool) -> str:
+    """The event name to use for `name`: 'unknown' when empty; str() of others, or EventError.
+
+    Outside strict mode a repaired name is logged once per type and counted
+    under ``events.repaired_name``.
+    """
+    if name is None or name == "":
+        return UNKNOWN_EVENT_TYPE
+    if isinstance(name, str):
+        return name
+    if strict:
+        raise EventError(f"event name must be a str, not {type(name).__name__}: {name!r}")
+    text = str(name)
+    diagnostics.warn_once(
+        ("name", type(name).__name__),
+        "event name of type %s converted to str %r",
+        type(name).__name__,
+        text,
+    )
+    diagnostics.increment("events.repaired_name")
+    return text
+
+
+def checked_data(name: str, data: object, strict: bool) -> dict[str, Any]:
+    """The data dict to use for `data`: a copy of a Mapping; anything else kept as {'value': data}.
+
+    In strict mode a non-mapping raises EventError; otherwise it is logged once
+    per (name, type) and counted under ``events.repaired_data``.
+    """
+    if isinstance(data, Mapping):
+        return dict(data)
+    if strict:
+        raise EventError(f"event {name!r}: data must be a mapping, not {type(data).__name__}")
+    diagnostics.warn_once(
+        ("data", name, type(data).__name__),
+        "event %r: data of type %s is not a mapping; kept under data.value",
+        name,
+        type(data).__name__,
+    )
+    diagnostics.increment("events.repaired_data")
+    return {"value": data}
 
 
 def utcnow() -> datetime:

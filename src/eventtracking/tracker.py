@@ -24,8 +24,7 @@ from typing import Any, Final, Literal
 
 from . import diagnostics, serialization
 from .backends.routing import Processor, RoutingBackend
-from .event import UNKNOWN_EVENT_TYPE, new_event_id
-from .exceptions import EventError
+from .event import UNKNOWN_EVENT_TYPE, checked_data, checked_name, new_event_id
 from .locator import ContextView, DefaultContextLocator, Scope, _LayeredLocator
 from .registry.checker import EventChecker
 from .registry.model import POLICIES, Policy, TypeVersion
@@ -172,11 +171,11 @@ class Tracker:
         if self._closed:
             raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
         if type(name) is not str or not name:
-            name = self._checked_name(name)
+            name = checked_name(name, self.strict)
         if data is None:
             data = {}
         elif type(data) is not dict:
-            data = self._checked_data(name, data)
+            data = checked_data(name, data, self.strict)
         view: ContextView | None
         if self._layered:
             view = self.context_locator.view()
@@ -398,35 +397,6 @@ class Tracker:
         return stats
 
     # -- input repair -----------------------------------------------------------
-
-    def _checked_name(self, name: object) -> str:
-        if name is None or name == "":
-            return UNKNOWN_EVENT_TYPE
-        if self.strict:
-            raise EventError(f"event name must be a str, not {type(name).__name__}: {name!r}")
-        text = str(name)
-        diagnostics.warn_once(
-            ("name", type(name).__name__),
-            "event name of type %s converted to str %r",
-            type(name).__name__,
-            text,
-        )
-        diagnostics.increment("events.repaired_name")
-        return text
-
-    def _checked_data(self, name: str, data: object) -> dict[str, Any]:
-        if isinstance(data, Mapping):
-            return dict(data)
-        if self.strict:
-            raise EventError(f"event {name!r}: data must be a mapping, not {type(data).__name__}")
-        diagnostics.warn_once(
-            ("data", name, type(data).__name__),
-            "event %r: data of type %s is not a mapping; kept under data.value",
-            name,
-            type(data).__name__,
-        )
-        diagnostics.increment("events.repaired_data")
-        return {"value": data}
 
 
 # -- named trackers: the library's one piece of global state ---------------------

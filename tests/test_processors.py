@@ -639,3 +639,19 @@ class TestProcessorsInRouting:
         )
         routing.send_batch([make_event("k"), make_event("d"), make_event("k")])
         assert memory.names() == ["k", "k"]
+
+
+def test_redactor_masks_card_numbers_and_security_codes_without_false_friends() -> None:
+    from eventtracking.processors.redact import Redactor as _Redactor
+
+    event = {
+        "data": {"card_number": "4111", "cardNumber": "4111", "cvv": "1", "discard_no": 3},
+        "context": {},
+    }
+    out = _Redactor()(event)["data"]
+    assert out == {
+        "card_number": "[REDACTED]",
+        "cardNumber": "[REDACTED]",
+        "cvv": "[REDACTED]",
+        "discard_no": 3,
+    }

@@ -19,6 +19,8 @@ DEFAULT_PATTERNS: Final = (
     r"csrf",
     r"session[-_]?id",
     r"credit[-_]?card",
+    r"(?<![a-z])card[-_]?(number|num|no)(?![a-z])",
+    r"(?<![a-z])(cvv|cvc)(?![a-z])",
 )
 MASK: Final = "[REDACTED]"
 

@@ -2,9 +2,9 @@
 
 Layout: one row per event with the event id (unique: at-least-once delivery
 never shows a duplicate), name, time in integer microseconds (UTC) and the
-whole event as JSON. Indexes on (name, time) and time serve the queries; the
-rowid gives insertion order for `tail` and `follow`. WAL mode lets readers
-run while a writer writes.
+whole event as JSON. An index on (name, time) serves the queries (time-only
+queries skip-scan it, see _PLANNER_HINT); the rowid gives insertion order
+for `tail` and `follow`. WAL mode lets readers run while a writer writes.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ not for every event.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -131,7 +132,7 @@ class _LiveView(MutableMapping[str, Mapping[str, Any]]):
         return len(self._locator._task().entries)
 
 
-class _LayeredLocator:
+class _LayeredLocator(ABC):
     """Shared machinery: a process layer plus a per-thread or per-task layer."""
 
     def __init__(self) -> None:
@@ -139,12 +140,12 @@ class _LayeredLocator:
         self._process_version = 0
         self._process_lock = threading.Lock()
 
-    # The task layer is what subclasses change.
-    def _task(self) -> _Stack:
-        raise NotImplementedError
+    # The task layer is what subclasses provide: where the current stack lives.
+    @abstractmethod
+    def _task(self) -> _Stack: ...
 
-    def _set_task(self, stack: _Stack) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _set_task(self, stack: _Stack) -> None: ...
 
     def get(self) -> MutableMapping[str, Mapping[str, Any]]:
         """A live mapping of the task-layer contexts (the Open edX interface)."""

@@ -132,47 +132,38 @@ class JSONLinesBackend:
         """Append `event` as one line."""
         line = dumps_line(event)
         with self._lock:
-            if self._closed:
-                raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
-            if self._plain and "meta" not in event:
+            if self._plain and not self._closed and "meta" not in event:
                 self._file.write(line)  # the common case: nothing to rotate, flush or describe
                 return
-            if self._rotating and self._due_for_rotation():
-                self._rotate()
-            if "meta" in event:
-                line = self._metadata_lines(event) + line
-            self._file.write(line)
-            self._size += len(line)
-            if self.autoflush:
-                self._flush_locked()
+            self._append([event], [line])
+
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        """Append several events with one write."""
+        lines = [dumps_line(event) for event in events]
+        with self._lock:
+            self._append(events, lines)
+
+    def _append(self, events: list[dict[str, Any]], lines: list[bytes]) -> None:
+        # Called with the lock held: rotate first, so that metadata lines land
+        # in the file their events go to.
+        if self._closed:
+            raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
+        if self._rotating and self._due_for_rotation():
+            self._rotate()
+        data = b"".join(
+            self._metadata_lines(event) + line if "meta" in event else line
+            for event, line in zip(events, lines, strict=True)
+        )
+        self._file.write(data)
+        self._size += len(data)
+        if self.autoflush:
+            self._flush_locked()
 
     def _metadata_lines(self, event: dict[str, Any]) -> bytes:
         # Each file describes itself: a documentation version is written, as
         # {"metadata": {...}}, before the first event in this file that refers to it.
         versions = unseen_metadata(event, self._seen_types)
         return b"".join(dumps_line({"metadata": v.to_dict()}) for v in versions)
-
-    def send_batch(self, events: list[dict[str, Any]]) -> None:
-        """Append several events with one write."""
-        lines = [dumps_line(event) for event in events]
-        with self._lock:
-            if self._rotating and self._due_for_rotation():
-                self._rotate()
-            data = b"".join(
-                self._metadata_lines(event) + line if "meta" in event else line
-                for event, line in zip(events, lines, strict=True)
-            )
-            self._write(data)
-            if self.autoflush:
-                self._flush_locked()
-
-    def _write(self, data: bytes) -> None:
-        if self._closed:
-            raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
-        if self._rotating and self._due_for_rotation():
-            self._rotate()
-        self._file.write(data)
-        self._size += len(data)
 
     def _due_for_rotation(self) -> bool:
         if self._size == 0:

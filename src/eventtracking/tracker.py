@@ -142,16 +142,27 @@ class Tracker:
         if self._common and type(name) is str and name and type(data) is dict:
             # The usual call, with nothing to repair; the general path is _build.
             view = self.context_locator.view()
-            event = {
-                "id": new_event_id(),
-                "name": name,
-                "timestamp": _now(UTC),
-                "data": data,
-                "context": view.merged.copy(),
-            }
             checker = self._checker
-            if checker.registry._current or checker.max_event_size is not None:
-                checker.check(event, view)
+            if not (checker.registry._current or checker.max_event_size is not None):
+                event = {
+                    "id": new_event_id(),
+                    "name": name,
+                    "timestamp": _now(UTC),
+                    "data": data,
+                    "context": view.merged.copy(),
+                }
+            elif (meta := checker.meta_if_valid(name, data, view)) is not None:
+                # Built with its meta in one go: adding a sixth key later resizes the dict.
+                event = {
+                    "id": new_event_id(),
+                    "name": name,
+                    "timestamp": _now(UTC),
+                    "data": data,
+                    "context": view.merged.copy(),
+                    "meta": meta,
+                }
+            else:
+                event = self._build(name, data)  # problems, size limits: the general path
         else:
             event = self._build(name, data)
         routing = self.routing_backend

@@ -69,25 +69,34 @@ class EventChecker:
         self._last_names, self._last_ids = names, ids
         return ids
 
+    def meta_if_valid(
+        self, name: str, data: Mapping[str, Any], view: ContextView
+    ) -> dict[str, Any] | None:
+        """The common case in one step: the meta for a valid event of a registered type.
+
+        None means "not that simple" (unregistered type, a problem, a size
+        limit): `check` the built event then. Has no side effects.
+        """
+        entry = self.registry._hot.get(name)
+        if entry is None or self.max_event_size is not None:
+            return None
+        type_id, validator, override = entry
+        if (override or self.policy) != "off" and validator(data):
+            return None  # check() runs the validator again, to report
+        cached = view.scratch.get(type_id)
+        if cached is not None and cached[0] is self.registry.token:
+            meta: dict[str, Any] = cached[1]
+            return meta
+        return self._meta(type_id, view)
+
     def check(self, event: dict[str, Any], view: ContextView) -> None:
         """Validate `event` in place: annotate, warn, or raise (see module docs)."""
-        entry = self.registry._hot.get(event["name"])
-        if entry is not None and self.max_event_size is None:
-            # The common case: a registered type and no size limit.
-            type_id, validator, override = entry
-            if (override or self.policy) != "off":
-                found = validator(event["data"])
-                if found:
-                    self._problems(event, type_id, found, override or self.policy, view)
-                    return
-            if self.annotate:
-                cached = view.scratch.get(type_id)
-                if cached is not None and cached[0] is self.registry.token:
-                    event["meta"] = cached[1]
-                else:
-                    event["meta"] = self._meta(type_id, view)
-            return
-        self._check_slowly(event, entry, view)
+        if self.annotate:
+            meta = self.meta_if_valid(event["name"], event["data"], view)
+            if meta is not None:
+                event["meta"] = meta
+                return
+        self._check_slowly(event, self.registry._hot.get(event["name"]), view)
 
     def _meta(self, type_id: str | None, view: ContextView) -> dict[str, Any]:
         """The shared, read-only meta of events of one type under one set of contexts."""

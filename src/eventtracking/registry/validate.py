@@ -67,37 +67,57 @@ def compile_validator(version: TypeVersion) -> Validator:
         "_encoding": _encoding_problems,
         "_bool": bool,
     }
-    lines = ["def validate(data):", "    found = None"]
-    if version.strict_fields:
-        lines += ["    if not _known.issuperset(data):", "        found = _unknown(data, _known)"]
+    # `k` counts the present scalar fields and `m` the present documented ones
+    # (both start as if every required field were there): comparing them with
+    # len(data) finds any other key without building a set.
+    strict = version.strict_fields
+    required = [spec for spec in version.fields if spec.required]
+    lines = [
+        "def validate(data):",
+        "    found = None",
+        f"    k = {sum(1 for spec in required if spec.name in scalar)}",
+    ]
+    if strict:
+        lines.append(f"    m = {len(required)}")
     for i, spec in enumerate(version.fields):
         key = repr(spec.name)
-        if not spec.type and spec.enum is None:
-            if spec.required:
-                lines += [f"    if {key} not in data:", f"        found = _missing(found, {key})"]
-            continue
-        lines.append(f"    v = data.get({key}, _M)")
-        if spec.required:
-            lines += ["    if v is _M:", f"        found = _missing(found, {key})"]
-        else:
-            lines += ["    if v is _M:", "        pass"]
+        counters = (["k"] if spec.name in scalar else []) + (["m"] if strict else [])
+        body = [] if spec.required else [f"        {c} += 1" for c in counters]
+        if spec.type or spec.enum is not None:
+            body.append(f"        v = data[{key}]")
         if spec.type:
             pytypes = tuple(t for name in spec.type for t in _PY_TYPES[name])
             namespace[f"_t{i}"] = pytypes
-            fast = []
             for j, pytype in enumerate(pytypes):
                 namespace[f"_c{i}_{j}"] = pytype
-                fast.append(f"v.__class__ is not _c{i}_{j}")
-            test = f"{' and '.join(fast)} and not isinstance(v, _t{i})"
+            if len(pytypes) == 1:
+                exact = f"type(v) is not _c{i}_0"
+            else:
+                body.append("        t = type(v)")
+                exact = " and ".join(f"t is not _c{i}_{j}" for j in range(len(pytypes)))
+            slow = f"not isinstance(v, _t{i})"
             if "boolean" not in spec.type and {"integer", "number"} & set(spec.type):
                 # bool is an int subclass: an integer or number field refuses True.
-                test = f"({test}) or v.__class__ is _bool"
-            lines += [f"    elif {test}:", f"        found = _wrong(found, {key}, v)"]
+                slow = f"(type(v) is _bool or {slow})"
+            body += [
+                f"        if {exact} and {slow}:",
+                f"            found = _wrong(found, {key}, v)",
+            ]
         if spec.enum is not None:
             namespace[f"_e{i}"] = spec.enum
-            lines += [f"    elif v not in _e{i}:", f"        found = _enum(found, {key}, v)"]
+            branch = "elif" if spec.type else "if"
+            body += [
+                f"        {branch} v not in _e{i}:",
+                f"            found = _enum(found, {key}, v)",
+            ]
+        lines += [f"    if {key} in data:", *(body or ["        pass"])]
+        if spec.required:
+            lines += ["    else:", f"        found = _missing(found, {key})"]
+            lines += [f"        {c} -= 1" for c in counters]
+    if version.strict_fields:
+        lines += ["    if len(data) != m:", "        found = _unknown(data, _known, found)"]
     lines += [
-        "    if not _scalar.issuperset(data):",
+        "    if len(data) != k:",
         "        found = _encoding(data, _scalar, found)",
         "    return found",
     ]
@@ -106,12 +126,15 @@ def compile_validator(version: TypeVersion) -> Validator:
     return validator
 
 
-def _unknown_fields(data: Mapping[str, Any], known: frozenset[str]) -> list[Problem]:
-    return [
+def _unknown_fields(
+    data: Mapping[str, Any], known: frozenset[str], found: list[Problem] | None
+) -> list[Problem]:
+    unknown = [
         problem("unknown_field", f"data.{key}", "field is not documented")
         for key in data
         if key not in known
     ]
+    return unknown + (found or [])  # undocumented fields are reported first
 
 
 def _missing_field(found: list[Problem] | None, name: str) -> list[Problem]:

@@ -229,7 +229,7 @@ NAMES = (  # (name, relative frequency); QUERY_NAME is the most frequent, 30%
     ("edx.grades.problem.submitted", 6), ("edx.forum.thread.created", 4),
     ("edx.course.enrollment.activated", 3), ("edx.bi.user.account.authenticated", 3),
 )  # fmt: skip
-STORE_VERSION = 1  # bump when the generated events change, to rebuild cached stores
+STORE_VERSION = 2  # bump when the generated events change, to rebuild cached stores
 
 
 def build_store(path: Path, n: int, console: Console) -> None:

@@ -35,10 +35,47 @@ def test_store_file_uses_wal_and_indexes(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "e.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "events_name_ts" in indexes
-    # A time-only query must use the (name, ts) index (skip-scan), never scan the table.
+    # One index: (name, ts, id) serves the queries and keeps writes idempotent.
+    assert {name for name in indexes if not name.startswith("sqlite_autoindex_et")} == {
+        "events_name_ts_id"
+    }
+    # A time-only query must use that index (skip-scan), never scan the table.
     plan = db.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE ts >= 1 AND ts < 9")
-    assert "events_name_ts" in str(plan.fetchall())
+    assert "events_name_ts_id" in str(plan.fetchall())
+    plan = db.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE name = 'a' AND ts >= 1")
+    assert "events_name_ts_id" in str(plan.fetchall())
+
+
+V1_SCHEMA = """
+CREATE TABLE et_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO et_meta VALUES ('schema_version', '1');
+CREATE TABLE events (
+    seq  INTEGER PRIMARY KEY,
+    id   TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    ts   INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX events_name_ts ON events (name, ts);
+"""
+
+
+def test_a_version_1_store_keeps_its_layout_and_stays_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript(V1_SCHEMA)
+    db.close()
+    backend = SQLiteBackend(path)
+    for _ in range(2):
+        backend.send_batch([ev(1), ev(2)])
+    backend.close()
+    db = sqlite3.connect(path)
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "events_name_ts_id" not in indexes  # no third index added to an old store
+    assert db.execute("SELECT value FROM et_meta WHERE key='schema_version'").fetchone() == ("1",)
+    store = SQLiteStore(path, create=False)
+    assert [e["data"]["i"] for e in store.query(Query())] == [1, 2]
+    store.close()
 
 
 def test_events_are_batched_until_full_or_flushed(tmp_path: Path) -> None:
@@ -306,3 +343,15 @@ def test_unreadable_timestamp_is_indexed_at_arrival_and_counted() -> None:
 def test_from_micros_is_exact() -> None:
     micros = 1_780_000_000_123_457
     assert to_micros(from_micros(micros)) == micros
+
+
+@pytest.mark.parametrize("count", [1, 5, 255, 256, 257, 1000, 1337])
+def test_write_counts_new_rows_in_any_batch_size(tmp_path: Path, count: int) -> None:
+    # Rows go in several multi-row statements; the count and order must not care.
+    store = SQLiteStore(tmp_path / "e.db")
+    rows = [row_for(ev(i)) for i in range(count)]
+    assert store.write(rows) == count
+    half = [*rows[: count // 2], row_for(ev(count))]
+    assert store.write(half) == 1  # only the last one is new
+    assert [e["data"]["i"] for e in store.tail(count + 1)] == list(range(count + 1))
+    store.close()

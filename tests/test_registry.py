@@ -364,3 +364,24 @@ def test_tracker_toml_loads_catalogue_files_and_validation_options(tmp_path: Pat
         config.write_text(bad)
         with pytest.raises(ImproperlyConfigured, match=message):
             load_tracker(config)
+
+
+def test_trackers_sharing_a_locator_keep_their_own_policies() -> None:
+    # Checkers cache per-name entries in the shared context view; each must
+    # see only its own (one validates, the other has validation off).
+    from eventtracking.locator import DefaultContextLocator
+
+    locator = DefaultContextLocator()
+    registry = Registry()
+    registry.register("edx.video.played", "doc", VIDEO)
+    warn_mem, off_mem = InMemoryBackend(), InMemoryBackend()
+    warn = Tracker({"m": warn_mem}, context_locator=locator, registry=registry)
+    off = Tracker({"m": off_mem}, context_locator=locator, registry=registry, validation="off")
+    bad = {"video_id": 7}
+    with warn.context("page", {"path": "/x"}):
+        for _ in range(2):
+            warn.emit("edx.video.played", bad)
+            off.emit("edx.video.played", bad)
+    assert all("problems" in e["meta"] for e in warn_mem.events)
+    assert all("problems" not in e["meta"] for e in off_mem.events)
+    assert len(warn_mem.events) == len(off_mem.events) == 2

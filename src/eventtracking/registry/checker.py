@@ -45,6 +45,14 @@ class EventChecker:
         self._contexts_version = -1
         self._last_names: tuple[str, ...] | None = None
         self._last_ids: dict[str, str] = {}
+        # Stamps the entries this checker caches in context views; replaced
+        # whenever the registry changes, which makes them all stale at once.
+        self._key = object()
+        registry.watch(self)
+
+    def registry_changed(self) -> None:
+        """Forget cached lookups (called by the registry after every change)."""
+        self._key = object()
 
     def active(self) -> bool:
         """True when there is anything to check or annotate."""
@@ -77,17 +85,31 @@ class EventChecker:
         None means "not that simple" (unregistered type, a problem, a size
         limit): `check` the built event then. Has no side effects.
         """
+        hit = view.scratch.get(name)
+        if hit is None or hit[0] is not self._key:
+            hit = self._entry(name, view)
+        validator = hit[1]
+        if validator is not None and validator(data):
+            return None  # check() runs the validator again, to report
+        meta: dict[str, Any] | None = hit[2]
+        return meta
+
+    def _entry(self, name: str, view: ContextView) -> tuple[object, Any, dict[str, Any] | None]:
+        """(key, validator or None when off, meta or None) for `name`, cached in `view`.
+
+        The view's scratch is shared by the trackers that share its locator;
+        the key makes another checker's entries (and stale ones) miss.
+        """
+        key = self._key
         entry = self.registry._hot.get(name)
         if entry is None or self.max_event_size is not None:
-            return None
-        type_id, validator, override = entry
-        if (override or self.policy) != "off" and validator(data):
-            return None  # check() runs the validator again, to report
-        cached = view.scratch.get(type_id)
-        if cached is not None and cached[0] is self.registry.token:
-            meta: dict[str, Any] = cached[1]
-            return meta
-        return self._meta(type_id, view)
+            hit: tuple[object, Any, dict[str, Any] | None] = (key, None, None)
+        else:
+            type_id, validator, override = entry
+            off = (override or self.policy) == "off"
+            hit = (key, None if off else validator, self._meta(type_id, view))
+        view.scratch[name] = hit
+        return hit
 
     def check(self, event: dict[str, Any], view: ContextView) -> None:
         """Validate `event` in place: annotate, warn, or raise (see module docs)."""
@@ -100,12 +122,10 @@ class EventChecker:
 
     def _meta(self, type_id: str | None, view: ContextView) -> dict[str, Any]:
         """The shared, read-only meta of events of one type under one set of contexts."""
-        registry = self.registry
         meta: dict[str, Any] = {} if type_id is None else {"type": type_id}
         contexts = self.context_ids(view.names) if view.names else None
         if contexts:
             meta["contexts"] = contexts
-        view.scratch[type_id] = (registry.token, meta)
         return meta
 
     def _problems(

@@ -16,9 +16,10 @@ import sys
 import threading
 import types
 import typing
+import weakref
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from .. import diagnostics
 from ..exceptions import ImproperlyConfigured
@@ -60,6 +61,12 @@ def caller_source(depth: int) -> str:
     return f"{frame.f_globals.get('__name__', '?')}:{frame.f_lineno}"
 
 
+class RegistryWatcher(Protocol):
+    """Something that caches what it read from a registry."""
+
+    def registry_changed(self) -> None: ...
+
+
 class Registry:
     """Event and context types with their versions; thread-safe.
 
@@ -75,8 +82,8 @@ class Registry:
         # name -> (current id, its validator, policy override): one lookup per emit
         self._hot: dict[str, tuple[str, Validator, Policy | None]] = {}
         self.version = 0
-        # Replaced on every change: caches compare it by identity (one `is` test).
-        self.token = object()
+        # Told after every change, so that they can drop what they cached.
+        self._watchers: weakref.WeakSet[RegistryWatcher] = weakref.WeakSet()
 
     def __len__(self) -> int:
         return len(self._current)
@@ -160,9 +167,14 @@ class Registry:
                     self._policies.get(version.name),
                 )
             self.version += 1
-            self.token = object()
         remember(existing)
+        for watcher in list(self._watchers):
+            watcher.registry_changed()
         return existing
+
+    def watch(self, watcher: RegistryWatcher) -> None:
+        """Call ``watcher.registry_changed()`` after every change (held weakly)."""
+        self._watchers.add(watcher)
 
     def register_context(
         self,

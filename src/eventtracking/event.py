@@ -80,7 +80,7 @@ def new_event_id() -> str:
         # rather than break ordering (RFC 9562, 6.2).
         state = _roll(state[0], state[0] + 1)
         seq = state[3]()
-    return state[1] + _SEQ_TEXT[seq] + state[2]
+    return f"{state[1]}{_SEQ_TEXT[seq]}{state[2]}"  # one allocation, not two
 
 
 def event_id_time(event_id: str) -> datetime:

@@ -107,6 +107,7 @@ class Tracker:
         self._checker = EventChecker(
             self.registry, validation, max_event_size, annotate=envelope == "full"
         )
+        self._sized = max_event_size is not None
         self._closed = False
         # True while emit may take its short path (see emit); cleared by close().
         self._common = self._layered and envelope == "full" and not strict
@@ -142,8 +143,7 @@ class Tracker:
         if self._common and type(name) is str and name and type(data) is dict:
             # The usual call, with nothing to repair; the general path is _build.
             view = self.context_locator.view()
-            checker = self._checker
-            if not (checker.registry._current or checker.max_event_size is not None):
+            if not (self.registry._current or self._sized):
                 event = {
                     "id": new_event_id(),
                     "name": name,
@@ -151,7 +151,7 @@ class Tracker:
                     "data": data,
                     "context": view.merged.copy(),
                 }
-            elif (meta := checker.meta_if_valid(name, data, view)) is not None:
+            elif (meta := self._checker.meta_if_valid(name, data, view)) is not None:
                 # Built with its meta in one go: adding a sixth key later resizes the dict.
                 event = {
                     "id": new_event_id(),

@@ -114,6 +114,7 @@ class JSONLinesBackend:
         self.autoflush = bool(autoflush)
         self._rotating = rotate_bytes is not None or rotate_interval is not None
         self._seen_types: set[str] = set()
+        # True while send may simply write: no rotation or autoflush, not closed.
         self._plain = not self._rotating and not self.autoflush
         self._buffer_size = buffer_size
         self._lock = threading.Lock()
@@ -131,11 +132,15 @@ class JSONLinesBackend:
     def send(self, event: dict[str, Any]) -> None:
         """Append `event` as one line."""
         line = dumps_line(event)
-        with self._lock:
-            if self._plain and not self._closed and "meta" not in event:
+        lock = self._lock
+        lock.acquire()  # not `with`: its special-method lookups cost more than the write
+        try:
+            if self._plain and "meta" not in event:
                 self._file.write(line)  # the common case: nothing to rotate, flush or describe
                 return
             self._append([event], [line])
+        finally:
+            lock.release()
 
     def send_batch(self, events: list[dict[str, Any]]) -> None:
         """Append several events with one write."""
@@ -224,6 +229,7 @@ class JSONLinesBackend:
             self._flush_locked()
             self._file.close()
             self._closed = True
+            self._plain = False  # send takes the checked path, which refuses
         _open_backends.discard(self)
 
 

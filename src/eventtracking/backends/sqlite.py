@@ -125,15 +125,20 @@ class SQLiteBackend:
     def send(self, event: dict[str, Any]) -> None:
         """Buffer `event`; write the batch when it is full."""
         row = row_for(event)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: its special-method lookups cost more than the append
+        try:
             if self._closed:
                 raise RuntimeError(f"SQLiteBackend({str(self.path)!r}) is closed")
             if "meta" in event:
                 self._types.extend(unseen_metadata(event, self._seen_types))
-            self._rows.append(row)
-            full = len(self._rows) >= self.batch_size
+            rows = self._rows
+            rows.append(row)
+            full = len(rows) >= self.batch_size
             if not full and self._timer is None and self.max_delay > 0:
                 self._start_timer()
+        finally:
+            lock.release()
         if full or self.max_delay == 0:
             self._write_pending()
 

@@ -7,7 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STORE ?= events.db
 N ?= 200000
 
-.PHONY: demo test lint typecheck pytest bench bench-peers bench-backends bench-delivery bench-django clean
+.PHONY: demo test lint typecheck pytest bench bench-peers bench-backends bench-delivery bench-django bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-backends: $(STAMP_TEST)
 # The delivery worker: emit latency (backend healthy/down), buffered vs durable, memory.
 bench-delivery: $(STAMP_TEST)
 	$(BIN)/python bench/delivery.py --events $(N)
+
+# Instructions per event under valgrind: ratios that machine noise cannot move (not in `bench`).
+bench-instructions: $(STAMP_TEST)
+	$(BIN)/python bench/instructions.py
 
 # Django: middleware overhead per request, browser endpoint throughput under wrk.
 bench-django: $(STAMP_TEST)

@@ -358,3 +358,13 @@ class TestDateTimeJSONEncoder:
     def test_other_types_still_raise(self) -> None:
         with pytest.raises(TypeError):
             json.dumps({"s": {1, 2}}, cls=DateTimeJSONEncoder)
+
+
+def test_unknown_options_are_accepted_but_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    # Open edX passes options through, so they are not an error; a typo still shows.
+    with caplog.at_level(logging.WARNING, logger="eventtracking"):
+        LoggerBackend(name="tracking", max_event_sise=2048)
+        LoggerBackend(name="tracking", max_event_sise=2048)
+    warnings = [r.getMessage() for r in caplog.records if "max_event_sise" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "known: name, level, max_event_size, oversize" in warnings[0]

@@ -43,6 +43,14 @@ class LoggerBackend:
             raise ValueError(f"max_event_size must be None or an int >= 64, not {max_event_size!r}")
         if oversize not in ("drop", "truncate"):
             raise ValueError(f"oversize must be 'drop' or 'truncate', not {oversize!r}")
+        if _ignored:
+            # Kept for Open edX settings trees, but a typo must not pass unseen.
+            diagnostics.warn_once(
+                ("logger.ignored_options", *sorted(_ignored)),
+                "LoggerBackend ignores unknown option(s) %s; known: name, level, "
+                "max_event_size, oversize",
+                sorted(_ignored),
+            )
         self.event_logger = logging.getLogger(name)
         self.max_event_size = max_event_size
         self.oversize: Oversize = oversize

@@ -362,3 +362,13 @@ def test_legacy_bad_input(client: Client, stored: InMemoryBackend) -> None:
         "csrf_failed",
     )
     assert stored.events == []
+
+
+def test_a_closed_tracker_answers_503_not_500(
+    client: Client, tracker: DjangoTracker, stored: InMemoryBackend
+) -> None:
+    tracker.close()
+    response = post(client, {"name": "client.video.played", "data": {}})
+    body = reject(response, 503, "unavailable", "shut down")
+    assert response["Retry-After"] == "5" and body["detail"]
+    assert stored.events == []

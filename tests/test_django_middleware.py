@@ -234,6 +234,19 @@ def test_the_request_event_skips_the_browser_endpoint(
     assert memory(tracker).names() == ["client.x"]
 
 
+def test_a_closed_tracker_does_not_break_responses(
+    tracker: DjangoTracker, settings: Any, client: Client, db: None
+) -> None:
+    # At shutdown the tracker closes before the last requests finish: those
+    # requests must still get their own response, not a 500 from the event.
+    settings.EVENT_TRACKING_REQUEST_EVENT = "server.request"
+    settings.TRACKING_IGNORE_URL_PATTERNS = []
+    tracker.close()
+    response = client.get("/blank")  # a view that emits nothing itself
+    assert response.status_code == 200
+    assert memory(tracker).events == []
+
+
 # -- async ------------------------------------------------------------------------------
 
 

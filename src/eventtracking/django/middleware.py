@@ -170,8 +170,8 @@ def _request_event(
     request: HttpRequest, response: HttpResponseBase, conf: Conf, tracker: Tracker
 ) -> None:
     name = conf.request_event
-    if name is None or getattr(request, _SKIP, False):
-        return
+    if name is None or getattr(request, _SKIP, False) or tracker.closed:
+        return  # a tracker shut down must not turn every response into a 500
     path = request.META.get("PATH_INFO", "")
     if any(pattern.match(path) for pattern in conf.ignore_url_patterns):
         return

@@ -124,6 +124,10 @@ def _handle(request: HttpRequest, parse: Parser) -> HttpResponse:
     except (SuspiciousOperation, MultiPartParserError, UnreadablePostError) as exc:
         return _error(400, "bad_form", f"the form body cannot be read: {exc}")
     tracker = get_tracker()
+    if tracker.closed:  # shutting down: nothing can be stored, and the client may retry
+        return _error(
+            503, "unavailable", "event tracking is shut down; retry later", Retry_After="5"
+        )
     server = getattr(request, REQUEST_ATTRIBUTE, None)
     with ExitStack() as stack:
         if server is None:  # no middleware: build the request context here

@@ -500,6 +500,42 @@ def test_follow_yields_history_then_new_events(table: tuple[str, str]) -> None:
     assert next(late)["data"]["i"] == 6
 
 
+def next_within(events: Iterator[dict[str, Any]], seconds: float = 10.0) -> dict[str, Any]:
+    """next(events), or a test failure after `seconds` (follow blocks when it has nothing)."""
+    box: list[dict[str, Any]] = []
+    thread = threading.Thread(target=lambda: box.append(next(events)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert box, f"follow yielded nothing within {seconds} s"
+    return box[0]
+
+
+def test_follow_yields_an_event_whose_transaction_commits_late(table: tuple[str, str]) -> None:
+    # Seqs are drawn at insert, not at commit: the row that drew the lower seq
+    # commits last, and must still be yielded (once), not skipped.
+    from psycopg.types.json import Jsonb
+
+    dsn, name = table
+    store = PostgresStore(dsn, name)
+    store.write([ev(1)])
+    follow = store.follow(poll_interval=0.01, n=0)
+    slow = psycopg.connect(dsn)  # its transaction stays open until commit()
+    try:
+        slow.execute(
+            f"INSERT INTO {store.names.events} (id, name, ts, data, context, extra) "
+            "VALUES ('id-late', 'a.b', %s, %s, %s, %s)",
+            [T0, Jsonb({"i": 2}), Jsonb({}), Jsonb({})],
+        )
+        store.write([ev(3)])  # a later seq, committed first
+        assert next_within(follow)["data"]["i"] == 3
+        slow.commit()
+    finally:
+        slow.close()
+    assert next_within(follow)["data"]["i"] == 2
+    store.write([ev(4)])
+    assert next_within(follow)["data"]["i"] == 4  # nothing is yielded twice
+
+
 def test_a_read_after_the_connection_was_killed_reconnects(table: tuple[str, str]) -> None:
     dsn, name = table
     store = PostgresStore(dsn, name)
@@ -595,3 +631,23 @@ def test_the_catalog_command_reads_a_postgresql_store(table: tuple[str, str]) ->
     assert result.exit_code == 0, result.output
     assert "edx.video.played" in result.output and "Started a video." in result.output
     assert "speed" in result.output  # stored but undocumented: drift
+
+
+def test_the_follow_floor_waits_for_open_transactions_then_gives_up() -> None:
+    from eventtracking.store import postgres_follow as pf
+
+    now = [0.0]
+    state = pf._State(floor=10, top=20, seen={15, 20}, clock=lambda: now[0])
+    state.mark(xmax=100)  # transactions up to xid 99 existed when seq 20 was seen
+    now[0] = pf.GRACE + 0.1
+    state.advance(xmin=50)  # xid 50 still runs: seqs up to 20 may still appear
+    assert state.floor == 10
+    state.advance(xmin=100)  # all of them finished
+    assert state.floor == 20 and state.seen == set()
+    state.top = 30
+    state.mark(xmax=200)
+    before = diagnostics.snapshot().get("store.follow_gave_up", 0)
+    now[0] += pf.PATIENCE + 1
+    state.advance(xmin=150)  # still held back, but past patience: move on, and count it
+    assert state.floor == 30
+    assert diagnostics.snapshot()["store.follow_gave_up"] == before + 1

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +34,7 @@ from ..exceptions import MissingExtraError, RetryableError, StoreError, Terminal
 from ..registry.model import TypeVersion
 from ..serialization import loads
 from . import Query, describe_event
+from .postgres_follow import follow
 from .postgres_query import where_clause
 from .postgres_rows import COLUMNS, copy_rows, event_from_row
 from .postgres_schema import (
@@ -239,33 +239,13 @@ class PostgresStore:
         return [event_from_row(row) for row in reversed(rows)]
 
     def follow(self, poll_interval: float = 0.5, n: int = 10) -> Iterator[dict[str, Any]]:
-        """Yield the last `n` events, then every event stored afterwards, forever.
+        """Yield the last `n` events, then every event committed afterwards, forever.
 
-        The starting point is fixed when `follow` is called. Order is the
-        order ids were drawn in: with several concurrent writers, an event
-        whose transaction commits after a later-numbered one's may be missed.
+        The starting point is fixed when `follow` is called. An event whose
+        transaction commits after a later-numbered one's is still yielded,
+        late (see `postgres_follow`).
         """
-        rows = self._read(f"{self._select} ORDER BY seq DESC LIMIT %s", [n])
-        if rows:
-            last = int(rows[0][6])
-        else:
-            sql = f"SELECT COALESCE(MAX(seq), 0) FROM {self.names.events}"
-            last = int(self._read(sql, [])[0][0])
-        history = [event_from_row(row) for row in reversed(rows)]
-        return self._follow(history, last, poll_interval)
-
-    def _follow(
-        self, history: list[dict[str, Any]], last: int, poll_interval: float
-    ) -> Iterator[dict[str, Any]]:
-        yield from history
-        sql = f"{self._select} WHERE seq > %s ORDER BY seq LIMIT 1000"
-        while True:
-            rows = self._read(sql, [last])
-            for row in rows:
-                last = int(row[6])
-                yield event_from_row(row)
-            if not rows:
-                time.sleep(poll_interval)
+        return follow(self._read, self._select, self.names.events, n, poll_interval)
 
     def counts_by_name(self, query: Query | None = None) -> list[tuple[str, int]]:
         """(name, count) for every event name, most frequent first."""

@@ -276,6 +276,47 @@ def test_entries_left_by_a_dead_consumer_are_claimed(
     assert client.xpending(name, "g")["pending"] == 0
 
 
+def test_idle_consumers_with_nothing_pending_are_forgotten(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    publish(url, name, [ev(i) for i in range(20)])
+    client.xgroup_create(name, "g", id="0")
+    client.xreadgroup("g", "gone", {name: ">"}, count=5)  # died holding 5
+    client.xreadgroup("g", "stopped", {name: ">"}, count=5)
+    held = client.xpending_range(name, "g", "-", "+", 5, "stopped")
+    client.xack(name, "g", *[e["message_id"] for e in held])  # stopped cleanly
+    with consuming(
+        url, name, open_sink(str(tmp_path / "s.db")), claim_idle_ms=200, forget_idle_ms=300
+    ) as (consumer, _):
+        wait_for(lambda: consumer.stats.acked == 15)  # "gone"'s 5 are claimed first
+        wait_for(lambda: consumer.stats.forgotten == 2)
+    names = {c["name"].decode() for c in client.xinfo_consumers(name, "g")}
+    assert names == {"c1"}  # both left, and nothing they held was lost
+    assert sorted(stored(tmp_path / "s.db")) == [f"id-{i:06d}" for i in range(5)] + [
+        f"id-{i:06d}" for i in range(10, 20)
+    ]
+    assert client.xpending(name, "g")["pending"] == 0
+
+
+def test_a_consumer_holding_entries_is_never_forgotten(
+    stream: tuple[str, str], client: redis.Redis
+) -> None:
+    from eventtracking.consume import _FORGET_IDLE
+
+    url, name = stream
+    publish(url, name, [ev(i) for i in range(3)])
+    client.xgroup_create(name, "g", id="0")
+    client.xreadgroup("g", "busy", {name: ">"}, count=3)
+    time.sleep(0.05)
+    assert client.eval(_FORGET_IDLE, 1, name, "g", "busy", 10) == -1
+    assert client.xpending(name, "g")["pending"] == 3
+    held = client.xpending_range(name, "g", "-", "+", 3)
+    client.xack(name, "g", *[e["message_id"] for e in held])
+    assert client.eval(_FORGET_IDLE, 1, name, "g", "busy", 10) == 0  # now: nothing pending
+    assert client.xinfo_consumers(name, "g") == []
+
+
 def test_a_restarted_consumer_first_finishes_its_own_pending_entries(
     stream: tuple[str, str], client: redis.Redis, tmp_path: Path
 ) -> None:

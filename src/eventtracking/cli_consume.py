@@ -48,6 +48,13 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
     help="Claim entries other consumers left unacknowledged for this long.",
 )
 @click.option(
+    "--forget-idle-ms",
+    default=3_600_000,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Remove consumers idle this long with nothing pending from the group (0: never).",
+)
+@click.option(
     "--report-every",
     default=10.0,
     show_default=True,
@@ -66,6 +73,7 @@ def consume_command(
     batch: int,
     block_ms: int,
     claim_idle_ms: int,
+    forget_idle_ms: int,
     report_every: float,
     dead_letter: str | None,
     as_json: bool,
@@ -74,7 +82,8 @@ def consume_command(
 
     Entries are acknowledged only after the sink committed them; entries
     other consumers left unacknowledged (they died) are claimed after
-    --claim-idle-ms. Run more workers with the same --group to scale out.
+    --claim-idle-ms, and consumers idle for --forget-idle-ms with nothing
+    pending leave the group. Run more workers with the same --group to scale out.
     SIGTERM or Ctrl-C finishes the batch in hand, acknowledges it and exits 0.
     Progress and the group's lag go to stderr every --report-every seconds.
     """
@@ -110,6 +119,7 @@ def consume_command(
             batch=batch,
             block_ms=block_ms,
             claim_idle_ms=claim_idle_ms,
+            forget_idle_ms=forget_idle_ms or None,
             report_every=report_every,
             dead_letter=dead_letter,
             report=lambda line: click.echo(line, err=True),

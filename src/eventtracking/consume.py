@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from . import diagnostics
 from .exceptions import MissingExtraError, StoreError, TerminalError
@@ -59,6 +59,7 @@ class ConsumeStats:
     dead_lettered: int = 0
     trimmed: int = 0
     retries: int = 0
+    forgotten: int = 0  # idle consumers with nothing pending, removed from the group
     lag: int | None = None
     pending: int | None = None
     seconds: float = 0.0
@@ -76,9 +77,29 @@ class ConsumeStats:
         return (
             f"{self.written} written ({rate:.0f}/s), {self.acked} acked, "
             f"{self.claimed} claimed, {self.dead_lettered} dead-lettered, "
-            f"{self.trimmed} trimmed, {self.retries} retries; "
+            f"{self.trimmed} trimmed, {self.retries} retries, "
+            f"{self.forgotten} idle consumers forgotten; "
             f"lag {_or_unknown(self.lag)}, pending {_or_unknown(self.pending)}"
         )
+
+
+# Removes consumer ARGV[2] of group ARGV[1] if it has nothing pending and has
+# been idle for ARGV[3] ms, in one step: a consumer that read entries meanwhile
+# is kept, because deleting a consumer drops its pending entries.
+_FORGET_IDLE: Final = """
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, info in ipairs(consumers) do
+  local fields = {}
+  for i = 1, #info, 2 do fields[info[i]] = info[i + 1] end
+  if fields['name'] == ARGV[2] then
+    if tonumber(fields['pending']) == 0 and tonumber(fields['idle']) >= tonumber(ARGV[3]) then
+      return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+    end
+    return -1
+  end
+end
+return -1
+"""
 
 
 def _or_unknown(value: int | None) -> str:
@@ -110,6 +131,7 @@ class StreamConsumer:
         batch: int = 500,
         block_ms: int = 1000,
         claim_idle_ms: int = 60_000,
+        forget_idle_ms: int | None = 3_600_000,
         report_every: float = 10.0,
         dead_letter: str | None = None,
         report: Callable[[str], None] | None = None,
@@ -123,6 +145,14 @@ class StreamConsumer:
             or claim_idle_ms < 0
         ):
             raise ValueError(f"claim_idle_ms must be an int >= 0, not {claim_idle_ms!r}")
+        if forget_idle_ms is not None and (
+            isinstance(forget_idle_ms, bool)
+            or not isinstance(forget_idle_ms, int)
+            or forget_idle_ms < 1
+        ):
+            raise ValueError(
+                f"forget_idle_ms must be a positive int or None, not {forget_idle_ms!r}"
+            )
         self.client = client
         self.stream = stream
         self.group = group
@@ -131,6 +161,7 @@ class StreamConsumer:
         self.batch = batch
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms
+        self.forget_idle_ms = forget_idle_ms
         self.report_every = report_every
         self.dead_letter = dead_letter or f"{stream}:dead"
         self.report = report or (lambda line: None)
@@ -209,6 +240,7 @@ class StreamConsumer:
         self._claim_cursor = reply[0]
         if reply[0] in (b"0-0", "0-0"):  # a full pass: rest before the next one
             self._next_claim = time.monotonic() + max(self.claim_idle_ms / 2000, 0.5)
+            self._forget_idle()
         if len(reply) > 2 and reply[2]:  # trimmed while pending: gone for good
             self.stats.trimmed += len(reply[2])
             diagnostics.log_burst(
@@ -219,6 +251,26 @@ class StreamConsumer:
             )
         entries: list[Entry] = reply[1]
         return entries
+
+    def _forget_idle(self) -> None:
+        """Remove consumers that are idle for `forget_idle_ms` and have nothing pending.
+
+        Workers that stopped (or were replaced under new names) would otherwise
+        stay in the group for ever. Their pending entries are claimed first
+        (XAUTOCLAIM), so by then they hold none; one that does is kept.
+        """
+        if self.forget_idle_ms is None:
+            return
+        for info in self.client.xinfo_consumers(self.stream, self.group):
+            name = info["name"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            if name == self.consumer or info["pending"] or info["idle"] < self.forget_idle_ms:
+                continue
+            removed = self.client.eval(
+                _FORGET_IDLE, 1, self.stream, self.group, name, self.forget_idle_ms
+            )
+            if removed == 0:
+                self.stats.forgotten += 1
 
     def _process(self, entries: list[Entry], stop: threading.Event) -> None:
         self.stats.read += len(entries)

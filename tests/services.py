@@ -117,7 +117,7 @@ def table_url(dsn: str, table: str) -> str:
 
 @contextlib.contextmanager
 def redis_stream(prefix: str = "et-test") -> Iterator[tuple[str, str]]:
-    """(url, unique stream name); the stream and its dead-letter stream are deleted afterwards."""
+    """(url, unique stream name); the stream, its dead letters and types are deleted afterwards."""
     import redis
 
     url = redis_url()
@@ -126,4 +126,4 @@ def redis_stream(prefix: str = "et-test") -> Iterator[tuple[str, str]]:
         yield url, stream
     finally:
         with redis.Redis.from_url(url) as client:
-            client.delete(stream, f"{stream}:dead")
+            client.delete(stream, f"{stream}:dead", f"{stream}:types")

@@ -519,3 +519,37 @@ def test_without_the_driver_the_error_names_the_extra() -> None:
     assert (
         out == ["redis is not installed; install it with: pip install 'eventtracking[redis]'"] * 2
     )
+
+
+def test_documentation_versions_travel_with_the_stream_to_the_store(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Producer and consumer are different processes in real life: the consumer
+    # knows the documentation only from what the producer put beside the stream.
+    from eventtracking.backends.redis_stream import types_key
+    from eventtracking.registry import registry as registry_module
+    from eventtracking.tracker import Tracker
+
+    url, name = stream
+    backend = RedisStreamBackend(url, name)
+    tracker = Tracker({"redis": backend})
+    version = tracker.register("video.played", "A video started.", {"id": "Which video."})
+    context = tracker.register_context("course", "The course.", {"course_id": "Its key."})
+    with tracker.context("course", {"course_id": "c1"}):
+        for i in range(3):
+            tracker.emit("video.played", {"id": f"v{i}"})
+    tracker.close()
+    assert set(client.hkeys(types_key(name))) == {version.id.encode(), context.id.encode()}
+
+    monkeypatch.setattr(registry_module, "_by_id", {})  # as in a fresh consumer process
+    with consuming(url, name, open_sink(str(tmp_path / "s.db"))) as (consumer, _):
+        wait_for(lambda: consumer.stats.acked == 3)
+    store = SQLiteStore(tmp_path / "s.db", create=False)
+    try:
+        (event, *_) = store.query(Query(limit=None))
+        assert store.metadata_for(event) == {
+            "type": version.to_dict(),
+            "contexts": {"course": context.to_dict()},
+        }
+    finally:
+        store.close()

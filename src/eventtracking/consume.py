@@ -42,7 +42,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtraError("redis", "redis") from exc
 
-from .backends.redis_stream import FIELD
+from .backends.redis_stream import FIELD, types_key
+from .registry.model import version_from_dict
+from .registry.registry import metadata_for, referenced_ids, remember
 
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 Decoded = tuple[bytes, dict[str, Any], bytes]  # entry id, event, raw bytes
@@ -166,6 +168,7 @@ class StreamConsumer:
         self.dead_letter = dead_letter or f"{stream}:dead"
         self.report = report or (lambda line: None)
         self.stats = ConsumeStats()
+        self._missing_types: set[str] = set()  # ids the hash does not have: not asked again
         self._claim_cursor = b"0-0"
         self._next_claim = 0.0
         self._next_report = time.monotonic() + report_every
@@ -293,7 +296,31 @@ class StreamConsumer:
         if gone:
             self.stats.trimmed += len(gone)
             self._ack(gone)
+        self._learn_types([event for _, event, _ in good])
         self._ack(self._commit(good, stop))
+
+    def _learn_types(self, events: list[dict[str, Any]]) -> None:
+        """Fetch the documentation versions `events` refer to that this process lacks.
+
+        Producers put them in a hash beside the stream; once remembered, the
+        sink writes each to the store with the first event that needs it.
+        """
+        wanted = {i for event in events for i in referenced_ids(event) if metadata_for(i) is None}
+        wanted -= self._missing_types
+        if not wanted:
+            return
+        ids = sorted(wanted)
+        for type_id, body in zip(ids, self.client.hmget(types_key(self.stream), ids), strict=True):
+            if body is None:  # published by a producer older than this feature
+                self._missing_types.add(type_id)
+                continue
+            try:
+                remember(version_from_dict(loads(body)))
+            except (ValueError, TypeError, KeyError) as exc:
+                self._missing_types.add(type_id)
+                diagnostics.log_burst(
+                    "consume:types", "consume: unreadable type version %s: %s", type_id, exc
+                )
 
     def _commit(self, batch: list[Decoded], stop: threading.Event) -> list[bytes]:
         """Write `batch`; the ids to ack (fewer than all only when stopped first)."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from .backends import close_backend, flush_backend
 from .exceptions import ImproperlyConfigured, RetryableError
+from .registry.registry import unseen_metadata
 from .store.rows import row_for
 from .store.sqlite import SQLiteStore
 
@@ -30,13 +31,21 @@ class StoreSink:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self._seen_types: set[str] = set()
 
     def write(self, events: list[dict[str, Any]]) -> None:
-        """Store `events` in one transaction (ids already stored are skipped)."""
+        """Store `events` in one transaction (ids already stored are skipped).
+
+        The documentation versions they refer to go in the same transaction,
+        each once (the store skips one it already holds).
+        """
+        seen = set(self._seen_types)
+        types = [v for event in events if "meta" in event for v in unseen_metadata(event, seen)]
         if isinstance(self.store, SQLiteStore):  # it takes rows
-            self.store.write([row_for(event) for event in events])
+            self.store.write([row_for(event) for event in events], types)
         else:
-            self.store.write(events)
+            self.store.write(events, types)
+        self._seen_types = seen  # only once written
 
     def close(self) -> None:
         """Close the store."""

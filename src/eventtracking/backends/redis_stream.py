@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
+from ..registry.registry import unseen_metadata
 from ..serialization import dumps
 from ._batching import BatchBuffer, skip_unencodable
 
@@ -32,6 +33,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtraError("redis", "redis") from exc
 
 FIELD: Final = b"event"
+
+
+def types_key(stream: str) -> str:
+    """The hash that holds, by id, the documentation versions the stream's events refer to."""
+    return f"{stream}:types"
 
 
 class RedisStreamBackend:
@@ -62,6 +68,8 @@ class RedisStreamBackend:
             raise ValueError(f"maxlen must be a positive int or None, not {maxlen!r}")
         self.url = url
         self.stream = stream
+        self._types_key = types_key(stream)
+        self._seen_types: set[str] = set()
         self.client: redis.Redis = redis.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
@@ -80,6 +88,14 @@ class RedisStreamBackend:
     def _publish(self, events: list[dict[str, Any]]) -> None:
         head = ("XADD", self.stream, *self._trim, "*", FIELD)
         pipe = self.client.pipeline(transaction=False)
+        # Documentation versions go to a hash beside the stream, before the
+        # events that refer to them, so that any consumer of the group (and a
+        # consumer that starts after trimming) can look them up by id.
+        seen = set(self._seen_types)
+        for event in events:
+            if "meta" in event:
+                for version in unseen_metadata(event, seen):
+                    pipe.hsetnx(self._types_key, version.id, dumps(version.to_dict()))
         for event in events:
             try:
                 payload = dumps(event)
@@ -89,6 +105,7 @@ class RedisStreamBackend:
             pipe.execute_command(*head, payload)  # type: ignore[no-untyped-call]
         try:
             pipe.execute()
+            self._seen_types = seen  # only once they are surely in Redis
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RetryableError(
                 f"Redis at {self.url}: publishing {len(events)} events to {self.stream!r} "

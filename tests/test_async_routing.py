@@ -528,3 +528,30 @@ def test_missing_celery_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.delitem(sys.modules, module)
         with pytest.raises(MissingExtraError, match=r"pip install 'eventtracking\[celery\]'"):
             importlib.import_module(module)
+
+
+@pytest.mark.services
+def test_a_message_queued_by_open_edx_event_tracking_is_delivered(
+    worker: Worker, tracker: Tracker
+) -> None:
+    # During an upgrade, web processes still running Open edX event-tracking
+    # queue 'eventtracking.tasks.send_event' with one JSON event; the backend's
+    # processors then run in the worker, as they did there.
+    from eventtracking.tasks import LEGACY_TASK_NAME
+
+    for name in ("secret.dropped", "legacy.viewed"):  # in order: one worker, prefetch 1
+        event = {
+            "name": name,
+            "timestamp": "2026-11-25T10:00:00+00:00",
+            "data": {"course": "c9"},
+            "context": {"user_id": 8},
+        }
+        celery_support.app.send_task(
+            LEGACY_TASK_NAME, args=("main", json.dumps(event)), queue=worker.queue
+        )
+    worker.wait_for("legacy.viewed", lambda: by_name(worker.lines("main.jsonl"), "legacy.viewed"))
+    [stored] = by_name(worker.lines("main.jsonl"), "legacy.viewed")
+    assert stored["data"] == {"course": "c9", "processed_in": worker.process.pid}
+    assert stored["context"] == {"user_id": 8}
+    assert stored["timestamp"].startswith("2026-11-25T10:00:00")
+    assert by_name(worker.lines("main.jsonl"), "secret.dropped") == []

@@ -21,9 +21,12 @@ try:
 except ImportError as exc:
     raise MissingExtraError("celery", "celery") from exc
 
-__all__ = ["TASK_NAME", "send_events"]
+__all__ = ["LEGACY_TASK_NAME", "TASK_NAME", "send_event", "send_events"]
 
 TASK_NAME: Final = "eventtracking.tasks.send_events"
+# The task Open edX event-tracking queues: messages left in the broker by web
+# processes that still run it (during an upgrade) are delivered, not lost.
+LEGACY_TASK_NAME: Final = "eventtracking.tasks.send_event"
 
 
 def _send_events(task: Any, backend_name: str, payload: str, only: list[str] | None = None) -> None:
@@ -46,3 +49,21 @@ send_events: Any = shared_task(
     reject_on_worker_lost=True,
     ignore_result=True,
 )(_send_events)
+
+
+def _send_event(
+    task: Any, backend_name: str, json_event: str, only: list[str] | None = None
+) -> None:
+    """Open edX's task: one JSON-encoded event for the AsyncRoutingBackend `backend_name`."""
+    from .backends.async_routing import run_legacy_task
+
+    run_legacy_task(task, backend_name, json_event, only)
+
+
+send_event: Any = shared_task(
+    bind=True,
+    name=LEGACY_TASK_NAME,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)(_send_event)

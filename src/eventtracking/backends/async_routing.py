@@ -354,6 +354,21 @@ def run_task(task: Any, backend_name: str, payload: str, only: list[str] | None)
     )
 
 
+def run_legacy_task(task: Any, backend_name: str, json_event: str, only: list[str] | None) -> None:
+    """Open edX's ``send_event``: one JSON event queued by an event-tracking web process.
+
+    There the backend's own processors ran in the worker, not before
+    queueing, so they run here; then delivery and retries are ours.
+    """
+    backend = find_backend(backend_name)
+    try:
+        event = backend.process_event(_revive(loads(json_event)))
+    except EventEmissionExit:
+        return
+    payload = dumps_str({"v": PAYLOAD_VERSION, "events": [event], "contexts": []})
+    run_task(task, backend_name, payload, only)
+
+
 def _revive(event: Any) -> Any:
     """Turn the ISO timestamp of a decoded event back into an aware datetime."""
     if isinstance(event, dict) and isinstance(event.get("timestamp"), str):

@@ -68,15 +68,15 @@ _PLANNER_HINT: Final = (
 )
 
 
-_INSERT_ROWS: dict[int, str] = {}
+_TABLE_EXISTS: Final = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
 
-
-def _insert_sql(rows: int) -> str:
-    sql = "INSERT OR IGNORE INTO events (id, name, ts, body) VALUES " + ",".join(
-        ["(?, ?, ?, ?)"] * rows
-    )
-    _INSERT_ROWS[rows] = sql
-    return sql
+# Rows per INSERT statement, largest first; each size's statement, built once.
+_CHUNK_SIZES: Final = (256, 64, 16, 4, 1)
+_INSERT_ROWS: Final = {
+    size: "INSERT OR IGNORE INTO events (id, name, ts, body) VALUES "
+    + ",".join(["(?, ?, ?, ?)"] * size)
+    for size in _CHUNK_SIZES
+}
 
 
 class SQLiteStore:
@@ -132,7 +132,7 @@ class SQLiteStore:
             raise
         # Rows per INSERT: 256 where SQLite allows 1,024 parameters per statement.
         params = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._chunk_sizes = tuple(size for size in (256, 64, 16, 4, 1) if size * 4 <= params)
+        self._chunk_sizes = tuple(size for size in _CHUNK_SIZES if size * 4 <= params)
         self._lock = threading.Lock()
 
     def _check_header(self) -> None:
@@ -147,10 +147,7 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: not a readable event store (not a SQLite file)")
 
     def _has_table(self, name: str) -> bool:
-        found = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
-        ).fetchone()
-        return found is not None
+        return self._db.execute(_TABLE_EXISTS, (name,)).fetchone() is not None
 
     def _check_schema(self) -> None:
         if not self._has_table("events") or not self._has_table("et_meta"):
@@ -196,9 +193,10 @@ class SQLiteStore:
         start, left = 0, len(rows)
         for size in self._chunk_sizes:
             while left >= size:
-                sql = _INSERT_ROWS.get(size) or _insert_sql(size)
                 chunk = rows[start : start + size]
-                cursor = self._db.execute(sql, list(itertools.chain.from_iterable(chunk)))
+                cursor = self._db.execute(
+                    _INSERT_ROWS[size], list(itertools.chain.from_iterable(chunk))
+                )
                 added += cursor.rowcount
                 start, left = start + size, left - size
         return added
@@ -259,8 +257,7 @@ class SQLiteStore:
 
     @property
     def _has_types(self) -> bool:
-        rows = self._read("SELECT 1 FROM sqlite_master WHERE type='table' AND name='et_types'", [])
-        return bool(rows)
+        return bool(self._read(_TABLE_EXISTS, ["et_types"]))
 
     # -- reading -------------------------------------------------------------
 

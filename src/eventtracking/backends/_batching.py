@@ -320,6 +320,45 @@ class BatchBuffer:
                 time.sleep(delay)
 
 
+class BufferedBackend:
+    """A backend whose sends go through a `BatchBuffer` (``self._buffer``).
+
+    Subclasses build the buffer around their own write function and say in
+    `_release` what to close once the buffer is written out.
+    """
+
+    _buffer: BatchBuffer
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Buffer `event`; write the batch when it is full."""
+        self._buffer.add(event)
+
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        """Write `events` (and anything buffered) now; raises when they could not be written.
+
+        RetryableError: the destination stayed unreachable through the retries
+        (the events are kept and written later); TerminalError: it rejected
+        them (they are dropped and counted under ``LABEL.dropped``).
+        """
+        self._buffer.add_batch(list(events))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Write everything buffered; False if not all of it was written within `timeout`."""
+        return self._buffer.flush(timeout)
+
+    def close(self) -> None:
+        """Write what is buffered, then release the connection; idempotent."""
+        if self._buffer.closed:
+            return
+        try:
+            self._buffer.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Close what the writes used (called once, by `close`)."""
+
+
 def skip_unencodable(label: str, event: Mapping[str, Any], exc: Exception) -> None:
     """Count and log (once per name) an event not even the repair can encode.
 

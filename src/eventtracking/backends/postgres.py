@@ -24,10 +24,10 @@ from typing import Any
 
 from ..registry.registry import unseen_metadata
 from ..store.postgres import PostgresStore
-from ._batching import BatchBuffer
+from ._batching import BatchBuffer, BufferedBackend
 
 
-class PostgresBackend:
+class PostgresBackend(BufferedBackend):
     """Write events to `table` in the PostgreSQL database at `dsn`; thread- and fork-safe.
 
     `dsn` is a ``postgresql://`` URL or a libpq ``key=value`` string; `table`
@@ -74,28 +74,5 @@ class PostgresBackend:
         self.store.write(events, types)
         self._seen_types = seen
 
-    def send(self, event: dict[str, Any]) -> None:
-        """Buffer `event`; write the batch when it is full."""
-        self._buffer.add(event)
-
-    def send_batch(self, events: list[dict[str, Any]]) -> None:
-        """Write `events` (and anything buffered) now; raises when they could not be written.
-
-        RetryableError: the server stayed unreachable through the retries (the
-        events are kept and written later); TerminalError: PostgreSQL rejected
-        them (they are dropped and counted under ``postgres.dropped``).
-        """
-        self._buffer.add_batch(list(events))
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Write everything buffered; False if not all of it was written within `timeout`."""
-        return self._buffer.flush(timeout)
-
-    def close(self) -> None:
-        """Write what is buffered and close the connection; idempotent."""
-        if self._buffer.closed:
-            return
-        try:
-            self._buffer.close()
-        finally:
-            self.store.close()
+    def _release(self) -> None:
+        self.store.close()

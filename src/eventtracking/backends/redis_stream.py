@@ -25,7 +25,7 @@ from typing import Any, Final
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
 from ..registry.registry import unseen_metadata
 from ..serialization import dumps
-from ._batching import BatchBuffer, skip_unencodable
+from ._batching import BatchBuffer, BufferedBackend, skip_unencodable
 
 try:
     import redis
@@ -40,7 +40,7 @@ def types_key(stream: str) -> str:
     return f"{stream}:types"
 
 
-class RedisStreamBackend:
+class RedisStreamBackend(BufferedBackend):
     """Append events to the Redis stream `stream` at `url` (``redis://HOST:PORT/DB``).
 
     Thread- and fork-safe (redis-py gives a forked child its own connections).
@@ -118,29 +118,5 @@ class RedisStreamBackend:
         finally:
             pipe.reset()
 
-    def send(self, event: dict[str, Any]) -> None:
-        """Buffer `event`; publish the batch when it is full."""
-        self._buffer.add(event)
-
-    def send_batch(self, events: list[dict[str, Any]]) -> None:
-        """Publish `events` (and anything buffered) now; raises when they could not be.
-
-        RetryableError: Redis stayed unreachable through the retries (the
-        events are kept and published later); TerminalError: Redis rejected
-        them, for example because the key holds another type (they are dropped
-        and counted under ``redis.dropped``).
-        """
-        self._buffer.add_batch(list(events))
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Publish everything buffered; False if not all of it was published within `timeout`."""
-        return self._buffer.flush(timeout)
-
-    def close(self) -> None:
-        """Publish what is buffered and close the connections; idempotent."""
-        if self._buffer.closed:
-            return
-        try:
-            self._buffer.close()
-        finally:
-            self.client.close()
+    def _release(self) -> None:
+        self.client.close()

@@ -4,10 +4,11 @@ Wall-clock figures on a shared machine move by 10-20% from run to run; the
 number of instructions a loop executes does not. This runs the shared
 workload through ours and through the hand-written floors under callgrind,
 twice (N and 6N events), and divides the difference by 5N, so start-up cost
-cancels out. The clock that event ids read is replaced by a counter (2 us per
-id) because under valgrind a millisecond holds far fewer events than in a
-real run. Instructions are not time (cache misses and branch mispredictions
-are not counted), so this complements `run.py`, it does not replace it.
+cancels out. Event ids draw their random bits once per millisecond; under
+valgrind a millisecond holds far fewer events than in a real run, so the
+ids' millisecond is stretched to 100 ms for the count (the clock is real).
+Instructions are not time (cache misses and branch mispredictions are not
+counted), so this complements `run.py`, it does not replace it.
 
     .venv/bin/python bench/instructions.py [--events 4000]
 """
@@ -27,10 +28,14 @@ PEERS = ROOT.parent / "shared" / "bench"
 
 # One child process per (system, N): builds a tracker (or runs a floor) and emits N events.
 CHILD = r"""
-import itertools, os, sys, tempfile, types
+import os, sys, tempfile
+from datetime import timedelta
 sys.path.insert(0, {bench!r})
 import eventtracking.event as ev
-ev.time = types.SimpleNamespace(time_ns=itertools.count(1_700_000_000 * 10**9, 2000).__next__)
+# Ids share one random draw per millisecond of the clock. Valgrind runs some
+# 50 times slower, so a real millisecond would hold a handful of events
+# instead of hundreds; a 100 ms "millisecond" restores the real proportion.
+ev._MS = timedelta(milliseconds=100)
 from pathlib import Path
 import run
 from eventtracking.tracker import Tracker

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import eventtracking.event as event_module
 from eventtracking.event import event_id_time, new_event_id
 
 
@@ -73,3 +74,44 @@ def test_forked_children_do_not_repeat_the_parents_ids() -> None:
 def test_a_burst_beyond_the_sequence_space_stays_ordered() -> None:
     ids = [new_event_id() for _ in range(50_000)]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
+
+
+@pytest.fixture
+def fresh_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids made for a future time move the generator ahead; put it back afterwards."""
+    monkeypatch.setattr(event_module, "_state", event_module._state)
+
+
+@pytest.mark.usefixtures("fresh_ids")
+def test_an_id_made_for_a_time_carries_that_millisecond() -> None:
+    later = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=123_456)
+    made = event_id_time(new_event_id(later))
+    assert made == later.replace(microsecond=123_000)
+
+
+@pytest.mark.usefixtures("fresh_ids")
+def test_ids_keep_increasing_when_the_clock_steps_back() -> None:
+    start = datetime.now(UTC) + timedelta(days=2)
+    ahead = new_event_id(start)
+    behind = [new_event_id(start - timedelta(seconds=30)) for _ in range(5_000)]
+    assert [ahead, *behind] == sorted([ahead, *behind])
+    assert len(set(behind)) == len(behind)
+    # the stepped-back ids keep the latest millisecond seen (or the next ones)
+    assert event_id_time(behind[0]) >= start.replace(microsecond=start.microsecond // 1000 * 1000)
+
+
+def test_emitted_ids_agree_with_their_event_timestamps() -> None:
+    from eventtracking.testing import InMemoryBackend
+    from eventtracking.tracker import Tracker
+
+    mem = InMemoryBackend()
+    t = Tracker({"mem": mem})
+    for i in range(2_000):
+        t.emit("tick", {"n": i})
+    for event in mem.events:
+        stamp = event["timestamp"]
+        # the id's millisecond is the timestamp's, unless a burst borrowed a later one
+        assert event_id_time(event["id"]) >= stamp.replace(
+            microsecond=stamp.microsecond // 1000 * 1000
+        )
+        assert event_id_time(event["id"]) - stamp < timedelta(milliseconds=50)

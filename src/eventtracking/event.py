@@ -12,9 +12,8 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-import time
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from . import diagnostics
@@ -23,14 +22,18 @@ from .exceptions import EventError
 UNKNOWN_EVENT_TYPE: Final = "unknown"
 
 _SEQ_TEXT: Final = tuple(f"-7{seq:03x}-" for seq in range(4096))
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 
-# The id state of the current millisecond: (ms, prefix text, random tail text,
-# next sequence number). It is replaced as a whole, under _lock, only when the
-# millisecond changes; within a millisecond, itertools.count hands out
-# sequence numbers atomically, so the common path takes no lock.
-_State = tuple[int, str, str, Callable[[], int]]
+# The id state of the current millisecond: (the end of that millisecond, as an
+# aware datetime; prefix text; random tail text; next sequence number). It is
+# replaced as a whole, under _lock, only when the millisecond changes; within a
+# millisecond, itertools.count hands out sequence numbers atomically, so the
+# common path takes no lock. Comparing two UTC datetimes is a memcmp in C,
+# cheaper than reading a clock and dividing its nanoseconds.
+_State = tuple[datetime, str, str, Iterator[int]]
 _lock = threading.Lock()
-_state: _State = (0, "", "", itertools.count().__next__)
+_state: _State = (_EPOCH, "", "", itertools.count())
 
 
 def _after_fork_in_child() -> None:
@@ -38,48 +41,52 @@ def _after_fork_in_child() -> None:
     # never reuses the parent's (prefix, sequence, random) triples.
     global _lock, _state
     _lock = threading.Lock()
-    _state = (0, "", "", itertools.count().__next__)
+    _state = (_EPOCH, "", "", itertools.count())
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _roll(seen_ms: int, now_ms: int) -> _State:
-    """Start a new millisecond (or borrow the next one when the sequence is spent)."""
+def _roll(seen: _State, at: datetime) -> _State:
+    """Start the millisecond of `at`, or borrow the next one (clock behind, sequence spent)."""
     global _state
     with _lock:
-        if _state[0] == seen_ms:  # nobody rolled it meanwhile
-            ms = max(now_ms, seen_ms + 1)
+        if _state is seen:  # nobody rolled it meanwhile
+            ms = (max(at, seen[0]) - _EPOCH) // _MS
             # 62 random bits from the OS generator, shared by the ids of this
             # millisecond (which differ by sequence); the top two bits become
             # the RFC 9562 variant "10". The sequence starts low in its 12 bits
             # so that bursts rarely spend it.
             tail = f"{(int.from_bytes(os.urandom(8), 'big') >> 2) | (1 << 63):016x}"
             _state = (
-                ms,
+                _EPOCH + (ms + 1) * _MS,
                 f"{ms >> 16:08x}-{ms & 0xFFFF:04x}",
                 f"{tail[:4]}-{tail[4:]}",
-                itertools.count(ms & 0x1FF).__next__,
+                itertools.count(ms & 0x1FF),
             )
         return _state
 
 
-def new_event_id() -> str:
+def new_event_id(at: datetime | None = None) -> str:
     """Return a new UUIDv7 as a lower-case canonical string; thread-safe and fork-safe.
 
-    Ids from one thread strictly increase. Ids are unique, not secret: ids made
-    in the same millisecond by one process share their random bits.
+    `at` (an aware datetime, default now) gives the id its millisecond; emit
+    passes the event's timestamp, so an id and its event's time agree. Ids
+    from one thread strictly increase, even if the clock steps back. Ids are
+    unique, not secret: ids made in the same millisecond by one process share
+    their random bits.
     """
+    if at is None:
+        at = datetime.now(UTC)
     state = _state
-    ms = time.time_ns() // 1_000_000
-    if ms > state[0]:
-        state = _roll(state[0], ms)
-    seq = state[3]()
+    if at >= state[0]:
+        state = _roll(state, at)
+    seq = next(state[3])
     while seq > 0xFFF:
         # More than ~3,500 ids in one millisecond: borrow the next millisecond
         # rather than break ordering (RFC 9562, 6.2).
-        state = _roll(state[0], state[0] + 1)
-        seq = state[3]()
+        state = _roll(state, state[0])
+        seq = next(state[3])
     return f"{state[1]}{_SEQ_TEXT[seq]}{state[2]}"  # one allocation, not two
 
 

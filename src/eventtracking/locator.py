@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Scope = Literal["task", "process"]
@@ -55,7 +56,8 @@ class _Stack:
             merged.update(ctx)
         self.merged = merged
         self.names = tuple(name for name, _ in entries)
-        # (process-layer version, merged view of both layers), filled on first use
+        # The merged view of both layers, filled on first use; its version says
+        # which process layer it merged. The emit plan reads it directly.
         self._combined: ContextView | None = None
 
     def enter(self, name: str, ctx: Mapping[str, Any]) -> _Stack:
@@ -146,6 +148,14 @@ class _LayeredLocator(ABC):
 
     @abstractmethod
     def _set_task(self, stack: _Stack) -> None: ...
+
+    def stack_reader(self) -> Callable[[], _Stack]:
+        """A function of no arguments that returns the current task-layer stack.
+
+        The emit plan calls it for every event, then reads the stack's cached
+        view (`_Stack._combined`), checking it against `_process_version`.
+        """
+        return self._task
 
     def get(self) -> MutableMapping[str, Mapping[str, Any]]:
         """A live mapping of the task-layer contexts (the Open edX interface)."""
@@ -239,6 +249,11 @@ class DefaultContextLocator(_LayeredLocator):
 
     def _task(self) -> _Stack:
         return self._var.get(_EMPTY)
+
+    def stack_reader(self) -> Callable[[], _Stack]:
+        if type(self)._task is not DefaultContextLocator._task:
+            return self._task  # a subclass keeps its stacks elsewhere
+        return partial(self._var.get, _EMPTY)  # no Python frame per event
 
     def _set_task(self, stack: _Stack) -> None:
         self._var.set(stack)

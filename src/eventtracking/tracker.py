@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Literal
 
-from . import diagnostics, serialization
+from . import diagnostics, emit_plan, serialization
 from .backends.routing import Processor, RoutingBackend
 from .event import UNKNOWN_EVENT_TYPE, checked_data, checked_name, new_event_id
 from .locator import ContextView, DefaultContextLocator, Scope, _LayeredLocator
@@ -94,24 +95,27 @@ class Tracker:
             raise ValueError(f"envelope must be one of {ENVELOPES}, not {envelope!r}")
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
-        self.routing_backend = RoutingBackend(backends=backends, processors=processors)
-        self.context_locator = (
-            context_locator if context_locator is not None else DefaultContextLocator()
-        )
-        if not callable(getattr(self.context_locator, "get", None)):
+        if context_locator is not None and not callable(getattr(context_locator, "get", None)):
             raise ValueError("context_locator must have a callable 'get' method")
-        self._layered = isinstance(self.context_locator, _LayeredLocator)
-        self.envelope: Envelope = envelope
-        self.strict = strict
+        # emit runs a function built for the configuration below (see emit_plan);
+        # every change to it builds a new one, under this lock.
+        self._plan_lock = threading.RLock()
+        self._emit: emit_plan.Emit = self._emit_general
+        self._built: weakref.WeakSet[emit_plan.Emit] = weakref.WeakSet()  # plans we installed
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._routing = RoutingBackend(backends=backends, processors=processors)
+        self._locator = context_locator if context_locator is not None else DefaultContextLocator()
+        self._layered = isinstance(self._locator, _LayeredLocator)
+        self._envelope: Envelope = envelope
+        self._strict = strict
         self.registry = registry if registry is not None else Registry()
         self._checker = EventChecker(
             self.registry, validation, max_event_size, annotate=envelope == "full"
         )
-        self._sized = max_event_size is not None
-        self._closed = False
-        # True while emit may take its short path (see emit); cleared by close().
-        self._common = self._layered and envelope == "full" and not strict
-        self._close_lock = threading.Lock()
+        self._routing.on_change(self._replan)
+        self.registry.watch(self)
+        self._replan()
 
     # -- the Open edX surface -------------------------------------------------
 
@@ -140,42 +144,90 @@ class Tracker:
 
         An empty name becomes ``'unknown'``; None data becomes ``{}``.
         """
-        if self._common and type(name) is str and name and type(data) is dict:
-            # The usual call, with nothing to repair; the general path is _build.
-            view = self.context_locator.view()
-            if not (self.registry._current or self._sized):
-                event = {
-                    "id": new_event_id(),
-                    "name": name,
-                    "timestamp": _now(UTC),
-                    "data": data,
-                    "context": view.merged.copy(),
-                }
-            elif (meta := self._checker.meta_if_valid(name, data, view)) is not None:
-                # Built with its meta in one go: adding a sixth key later resizes the dict.
-                event = {
-                    "id": new_event_id(),
-                    "name": name,
-                    "timestamp": _now(UTC),
-                    "data": data,
-                    "context": view.merged.copy(),
-                    "meta": meta,
-                }
+        # A plain Tracker's instances shadow this method with the built
+        # function itself (see _replan); subclasses that extend emit get here.
+        self._emit(name, data)
+
+    def _emit_general(self, name: object = None, data: object = None) -> None:
+        # Every case the built function does not cover: repairs, strict mode,
+        # the four-key envelope, Open edX-style locators, a closed tracker.
+        self.routing_backend.send(self._build(name, data))
+
+    # -- the emit plan: emit specialised to the configuration (see emit_plan) -----
+
+    def _fast_path_applies(self) -> bool:
+        return not self._closed and self._layered and self._envelope == "full" and not self._strict
+
+    def _emit_may_be_shadowed(self) -> bool:
+        """True when emit does nothing but run the plan (a subclass may add conditions)."""
+        return type(self).emit is Tracker.emit
+
+    def _replan(self) -> None:
+        """Build emit anew for the current configuration (after every change to it)."""
+        with self._plan_lock:
+            plan = emit_plan.build(self)
+            shadow = self.__dict__.get("emit")
+            if shadow is not None and shadow not in self._built:
+                pass  # someone else (a test's mock) replaced emit: leave theirs
+            elif self._emit_may_be_shadowed():
+                # The instance attribute wins over the method: one call less per event.
+                self.__dict__["emit"] = plan
             else:
-                event = self._build(name, data)  # problems, size limits: the general path
-        else:
-            event = self._build(name, data)
-        routing = self.routing_backend
-        if routing.processors:
-            routing.send(event)
-            return
-        # The common case, inlined: no tracker-level processors, so hand the
-        # event straight to each backend (what RoutingBackend.send would do).
-        for backend_name, backend in routing.backends.items():
-            try:
-                backend.send(event)
-            except Exception:
-                routing.backend_failed(backend_name)
+                self.__dict__.pop("emit", None)
+            self._emit = plan
+            self._built.add(plan)
+
+    def registry_changed(self) -> None:
+        """Rebuild emit: documented types switch validation on (called by the registry)."""
+        self._replan()
+
+    @property
+    def routing_backend(self) -> RoutingBackend:
+        """The root of the routing tree: processors, then backends."""
+        return self._routing
+
+    @routing_backend.setter
+    def routing_backend(self, routing: RoutingBackend) -> None:
+        self._routing = routing
+        routing.on_change(self._replan)
+        self._replan()
+
+    @property
+    def context_locator(self) -> Any:
+        """Where the contexts live (a `DefaultContextLocator` unless given)."""
+        return self._locator
+
+    @context_locator.setter
+    def context_locator(self, locator: Any) -> None:
+        if not callable(getattr(locator, "get", None)):
+            raise ValueError("context_locator must have a callable 'get' method")
+        self._locator = locator
+        self._layered = isinstance(locator, _LayeredLocator)
+        self._replan()
+
+    @property
+    def envelope(self) -> Envelope:
+        """``"full"`` (with ``id``) or ``"openedx"`` (the four Open edX keys)."""
+        return self._envelope
+
+    @envelope.setter
+    def envelope(self, envelope: Envelope) -> None:
+        if envelope not in ENVELOPES:
+            raise ValueError(f"envelope must be one of {ENVELOPES}, not {envelope!r}")
+        self._envelope = envelope
+        self._replan()
+
+    @property
+    def strict(self) -> bool:
+        """True when emit raises `EventError` instead of repairing input."""
+        return self._strict
+
+    @strict.setter
+    def strict(self, strict: bool) -> None:
+        if not isinstance(strict, bool):
+            raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
+        self._strict = strict
+        self._replan()
 
     def _build(self, name: object, data: object) -> dict[str, Any]:
         """Build (and check) an event in the general case: any locator, envelope or input."""
@@ -194,16 +246,17 @@ class Tracker:
         else:
             view = None
             context = self.resolve_context()
+        now = _now(UTC)
         if self.envelope == "full":
             event = {
-                "id": new_event_id(),
+                "id": new_event_id(now),
                 "name": name,
-                "timestamp": _now(UTC),
+                "timestamp": now,
                 "data": data,
                 "context": context,
             }
         else:
-            event = {"name": name, "timestamp": _now(UTC), "data": data, "context": context}
+            event = {"name": name, "timestamp": now, "data": data, "context": context}
         checker = self._checker
         if checker.registry._current or checker.max_event_size is not None:
             checker.check(event, view or self._foreign_view())
@@ -352,7 +405,7 @@ class Tracker:
             if self._closed:
                 return
             self._closed = True
-            self._common = False
+        self._replan()  # emit now takes the general path, which refuses
         self.routing_backend.flush(timeout)
         self.routing_backend.close()
 

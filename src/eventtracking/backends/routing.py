@@ -15,7 +15,9 @@ one must copy it first (copy on write). Backends must not change events.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -41,11 +43,58 @@ def _private_copy(event: Any) -> Any:
     return event
 
 
+class _Backends(dict[str, Any]):
+    """A routing backend's backends: a dict that reports every change to its owner."""
+
+    __slots__ = ("_changed",)
+
+    def __init__(self, items: Mapping[str, Any], changed: Callable[[], None]) -> None:
+        super().__init__(items)
+        self._changed = changed
+
+    def __setitem__(self, name: str, backend: Any) -> None:
+        super().__setitem__(name, backend)
+        self._changed()
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._changed()
+
+    def __ior__(self, other: Any) -> _Backends:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, name: str, default: Any = None) -> Any:
+        value = super().setdefault(name, default)
+        self._changed()
+        return value
+
+    def pop(self, name: str, *default: Any) -> Any:
+        value = super().pop(name, *default)
+        self._changed()
+        return value
+
+    def popitem(self) -> tuple[str, Any]:
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self._changed()
+
+
 class RoutingBackend:
     """Run processors, then fan out to backends; nest routing backends to form trees.
 
     `backends` maps names to objects with a callable `send`; `processors` is a
-    list of callables. ValueError names any that do not fit.
+    list of callables. ValueError names any that do not fit. Both may be
+    changed in place or replaced at any time; a tracker sees the change at
+    its next event (see `on_change`).
     """
 
     def __init__(
@@ -53,12 +102,51 @@ class RoutingBackend:
         backends: Mapping[str, Any] | None = None,
         processors: Iterable[Processor] | None = None,
     ) -> None:
-        self.backends: dict[str, Any] = {}
-        self.processors: list[Processor] = []
+        self._listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
+        self._listeners_lock = threading.Lock()
+        self._backends = _Backends({}, self._changed)
+        self._processors: list[Processor] = []
         for name in sorted((backends or {}).keys()):
             self.register_backend(name, backends[name])  # type: ignore[index]
         for processor in processors or ():
             self.register_processor(processor)
+
+    @property
+    def backends(self) -> dict[str, Any]:
+        """The backends by name, in the order they are called (a live dict)."""
+        return self._backends
+
+    @backends.setter
+    def backends(self, backends: Mapping[str, Any]) -> None:
+        self._backends = _Backends(backends, self._changed)
+        self._changed()
+
+    @property
+    def processors(self) -> list[Processor]:
+        """The processors, in the order they run (a live list)."""
+        return self._processors
+
+    @processors.setter
+    def processors(self, processors: Iterable[Processor]) -> None:
+        self._processors = processors if isinstance(processors, list) else list(processors)
+        self._changed()
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (a bound method, held weakly) after backends or processors change.
+
+        Changes in place to the `backends` dict are reported too; the
+        `processors` list is reported when replaced (its length is read per event).
+        """
+        with self._listeners_lock:
+            self._listeners.append(weakref.WeakMethod(callback))
+
+    def _changed(self) -> None:
+        with self._listeners_lock:
+            self._listeners = [ref for ref in self._listeners if ref() is not None]
+            callbacks = [ref() for ref in self._listeners]
+        for callback in callbacks:
+            if callback is not None:
+                callback()
 
     def register_backend(self, name: str, backend: Any) -> None:
         """Add a backend; backends are called in sorted-name order."""
@@ -66,8 +154,7 @@ class RoutingBackend:
             raise ValueError(
                 f"backend {name!r} ({type(backend).__name__}) has no callable 'send' method"
             )
-        self.backends[name] = backend
-        self.backends = dict(sorted(self.backends.items()))
+        self.backends = dict(sorted({**self._backends, name: backend}.items()))
 
     def register_processor(self, processor: Processor) -> None:
         """Append a processor to the chain."""

@@ -1,0 +1,160 @@
+"""emit is built for the tracker's configuration; every change to it must take effect at once."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from eventtracking.backends.routing import RoutingBackend
+from eventtracking.exceptions import SerializationError
+from eventtracking.locator import ThreadLocalContextLocator
+from eventtracking.processors.exceptions import EventEmissionExit
+from eventtracking.testing import InMemoryBackend
+from eventtracking.tracker import Tracker
+
+
+def names(backend: InMemoryBackend) -> list[str]:
+    return backend.names()
+
+
+def test_backends_added_replaced_and_removed_in_any_way_are_seen_by_the_next_event() -> None:
+    first, second, third = InMemoryBackend(), InMemoryBackend(), InMemoryBackend()
+    t = Tracker({"a": first})
+    t.emit("e1", {})
+    t.routing_backend.register_backend("b", second)
+    t.emit("e2", {})
+    t.backends["c"] = third  # the Open edX property, changed in place
+    t.emit("e3", {})
+    del t.backends["a"]
+    t.emit("e4", {})
+    t.backends.pop("b")
+    t.emit("e5", {})
+    t.routing_backend.backends = {"a": first}  # replaced, as capture_events does
+    t.emit("e6", {})
+    t.backends.clear()
+    t.emit("e7", {})
+    t.backends.update(b=second)
+    t.emit("e8", {})
+    t.routing_backend.backends |= {"a": first}
+    t.emit("e9", {})
+    assert names(first) == ["e1", "e2", "e3", "e6", "e9"]
+    assert names(second) == ["e2", "e3", "e4", "e8", "e9"]
+    assert names(third) == ["e3", "e4", "e5"]
+
+
+def test_processors_added_in_place_or_replaced_run_from_the_next_event() -> None:
+    mem = InMemoryBackend()
+    t = Tracker({"mem": mem})
+    t.emit("kept", {})
+
+    def drop(event: dict[str, Any]) -> None:
+        raise EventEmissionExit
+
+    t.processors.append(drop)  # in place: the list is read for every event
+    t.emit("dropped", {})
+    t.routing_backend.processors = []
+    t.emit("kept again", {})
+    t.routing_backend.processors = [drop]
+    t.emit("dropped again", {})
+    assert names(mem) == ["kept", "kept again"]
+
+
+def test_documenting_a_type_after_the_first_event_turns_validation_on() -> None:
+    mem = InMemoryBackend()
+    t = Tracker({"mem": mem})
+    t.emit("page.viewed", {"url": "/a"})
+    assert "meta" not in mem.events[-1]
+    version = t.register("page.viewed", "A page was shown.", {"url": "The page."})
+    t.emit("page.viewed", {"url": "/b"})
+    assert mem.events[-1]["meta"]["type"] == version.id
+
+
+def test_changing_strict_envelope_or_locator_after_construction_takes_effect() -> None:
+    mem = InMemoryBackend()
+    t = Tracker({"mem": mem})
+    t.envelope = "openedx"
+    t.emit("four.keys", {})
+    assert set(mem.events[-1]) == {"name", "timestamp", "data", "context"}
+    t.envelope = "full"
+    t.strict = True
+    with pytest.raises(SerializationError, match=r"data\.value"):
+        t.emit("strict.now", {"value": object()})
+    t.strict = False
+    locator = ThreadLocalContextLocator()
+    t.context_locator = locator
+    locator.enter("request", {"user_id": 7})
+    t.emit("located", {})
+    assert mem.events[-1]["context"] == {"user_id": 7}
+    with pytest.raises(ValueError, match=r"envelope must be one of"):
+        t.envelope = "short"  # type: ignore[assignment]
+
+
+def test_a_closed_tracker_refuses_to_emit() -> None:
+    t = Tracker({"mem": InMemoryBackend()})
+    t.emit("before", {})
+    t.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        t.emit("after", {})
+
+
+def test_a_mocked_emit_survives_a_configuration_change_and_is_undone_cleanly() -> None:
+    first, second = InMemoryBackend(), InMemoryBackend()
+    t = Tracker({"a": first})
+    with mock.patch.object(t, "emit") as patched:
+        t.routing_backend.register_backend("b", second)  # builds a new plan meanwhile
+        t.emit("seen by the mock", {})
+    patched.assert_called_once_with("seen by the mock", {})
+    assert names(first) == names(second) == []
+    t.routing_backend.register_backend("c", InMemoryBackend())
+    t.emit("after", {})
+    assert names(first) == names(second) == ["after"]
+
+
+def test_a_backend_send_patched_on_the_instance_is_the_one_called() -> None:
+    mem = InMemoryBackend()
+    t = Tracker({"mem": mem})
+    t.emit("first", {})
+    with mock.patch.object(mem, "send") as send:
+        t.emit("patched", {"n": 1})
+    send.assert_called_once()
+    assert send.call_args.args[0]["name"] == "patched"
+    assert names(mem) == ["first"]
+
+
+def test_a_failing_lone_backend_is_counted_and_never_raises() -> None:
+    class Broken:
+        def send(self, event: dict[str, Any]) -> None:
+            raise OSError("disk full")
+
+    t = Tracker({"broken": Broken()})
+    before = t.stats().get("backend.broken.errors", 0)
+    t.emit("lost", {})
+    assert t.stats()["backend.broken.errors"] == before + 1
+
+
+def test_a_routing_backend_subclass_routes_every_event_itself() -> None:
+    seen: list[str] = []
+
+    class Counting(RoutingBackend):
+        def send(self, event: Any) -> None:
+            seen.append(event["name"])
+            super().send(event)
+
+    mem = InMemoryBackend()
+    t = Tracker()
+    t.routing_backend = Counting({"mem": mem})
+    t.emit("routed", {})
+    assert seen == ["routed"]
+    assert names(mem) == ["routed"]
+
+
+def test_input_to_repair_takes_the_general_path() -> None:
+    mem = InMemoryBackend()
+    t = Tracker({"mem": mem})
+    t.emit(None, None)
+    t.emit("named", {"a": 1}.items())  # type: ignore[arg-type]
+    assert [e["name"] for e in mem.events] == ["unknown", "named"]
+    assert mem.events[0]["data"] == {}
+    assert list(mem.events[1]["data"]) == ["value"]

@@ -4,7 +4,8 @@ Workload (see ../shared/bench/peers.py): two nested contexts (outer: user_id,
 org, course_id; inner: session_id, path), then N events 'navigation.request'
 with {url, n}. Each figure includes the final flush/close, so deferred work
 cannot hide. The peers run first, then ours, so that ratios compare figures
-taken at the same moment on the same (noisy) machine.
+taken at the same moment on the same (noisy) machine. Every run, ours as the
+peers', is a new process, so none inherits another's heap or collector state.
 
     .venv/bin/python bench/run.py --events 200000 [--repeat 3] [--skip-peers]
 
@@ -267,17 +268,28 @@ def run_floor(python: Path, peers_dir: Path, floor: str, n: int, tmp: Path) -> f
     return float(match[2])
 
 
+def run_ours(name: str, n: int, tmp: Path) -> float:
+    """One of ours in a new process, as each peer and floor runs: no heap or
+    collector state left over from the runs before it."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", name, "--events", str(n), "--tmp", str(tmp)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def paired_ratios(python: Path, peers_dir: Path, n: int, pairs: int, tmp: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, floor in PAIRED.items():
-        bench = OURS[name][0]
         ratios = []
         for i in range(pairs):
             if i % 2 == 0:
                 ref = run_floor(python, peers_dir, floor, n, tmp)
-                ours = bench(n, tmp)
+                ours = run_ours(name, n, tmp)
             else:
-                ours = bench(n, tmp)
+                ours = run_ours(name, n, tmp)
                 ref = run_floor(python, peers_dir, floor, n, tmp)
             ratios.append(ours / ref)
         quartiles = statistics.quantiles(ratios, n=4)
@@ -487,7 +499,12 @@ def main() -> None:
     parser.add_argument(
         "--pairs", type=int, default=8, help="paired runs: floors with ours, and validation"
     )
+    parser.add_argument("--child", choices=list(OURS), help=argparse.SUPPRESS)
+    parser.add_argument("--tmp", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child is not None:  # one of ours, in this new process (see run_ours)
+        print(OURS[args.child][0](args.events, args.tmp))
+        return
     if args.events < 1 or args.repeat < 1 or args.pairs < 2:
         parser.error("--events and --repeat must be positive, --pairs at least 2")
     console = Console()
@@ -504,8 +521,8 @@ def main() -> None:
             if not args.skip_peers:
                 for system, us in run_peers(args.peers_dir.resolve(), args.events, console).items():
                     peers[system] = min(us, peers.get(system, us))
-            for name, (bench, *_) in OURS.items():
-                runs[name].append(bench(args.events, Path(tmp)))
+            for name in OURS:
+                runs[name].append(run_ours(name, args.events, Path(tmp)))
         paired: dict[str, Any] = {}
         python = None if args.skip_peers else peers_python(args.peers_dir.resolve())
         if python is not None:

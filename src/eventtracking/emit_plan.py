@@ -5,15 +5,16 @@ limit, locator, envelope) changes rarely; events are emitted all the time. So
 instead of re-reading its configuration for every event, a tracker builds an
 emit function for the configuration it has now (`build`), and builds a new one
 whenever that configuration changes: its `RoutingBackend` and its `Registry`
-report every change, and its own setters and `close` rebuild too.
+report every change, and its own setters and `close` rebuild too (see
+`Tracker._replan`, which also decides when the general path is all there is).
 
 What the built function still checks per event is the event's own input: a
-non-empty ``str`` name and a ``dict`` of data. Anything else, and any
-configuration the fast path does not cover (strict mode, the four-key Open edX
-envelope, an Open edX-style locator, a closed tracker), goes to the tracker's
-general path, which repairs or refuses the input and routes the event through
-`RoutingBackend.send`. Backends are looked up on every event (their ``send``
-too), so a backend patched in a test is still the one called.
+non-empty ``str`` name and a ``dict`` of data. Any other input goes to the
+tracker's general path, which repairs or refuses it and routes the event
+through `RoutingBackend.send`; so does every event of a configuration this
+path does not cover (strict mode, the four-key Open edX envelope, an Open
+edX-style locator, a closed tracker). Backends are looked up on every event
+(their ``send`` too), so a backend patched in a test is still the one called.
 
 On CPython 3.11 every attribute read and every Python call costs tens of
 instructions; this path reads the configuration from closure cells and calls
@@ -26,13 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from .backends.routing import RoutingBackend
 from .event import new_event_id
-
-if TYPE_CHECKING:
-    from .tracker import Tracker
+from .locator import _LayeredLocator
+from .registry.checker import EventChecker
 
 Emit = Callable[[Any, Any], None]
 
@@ -44,19 +44,23 @@ _now = datetime.now
 _ROUTE_ALWAYS: Final = (True,)
 
 
-def build(tracker: Tracker) -> Emit:
-    """The emit function for `tracker` as it is configured now."""
-    general = tracker._emit_general
-    if not tracker._fast_path_applies():
-        return general
-    locator = tracker.context_locator
+def build(
+    *,
+    locator: _LayeredLocator,
+    routing: RoutingBackend,
+    checker: EventChecker,
+    general: Emit,
+    build_checked: Callable[[str, dict[str, Any]], dict[str, Any]],
+) -> Emit:
+    """The emit function for this configuration of a tracker.
+
+    `general` handles input to repair or refuse; `build_checked` builds an
+    event whose documented type found problems (or that has a size limit).
+    """
     read_stack = locator.stack_reader()
-    checker = tracker._checker
     checked = checker.active()
     meta_if_valid = checker.meta_if_valid
-    build_checked = tracker._build
 
-    routing = tracker.routing_backend
     route = routing.send  # processors, then every backend; never raises
     failed = routing.backend_failed
     backends = routing.backends  # a change to it builds a new plan

@@ -165,7 +165,15 @@ class Tracker:
     def _replan(self) -> None:
         """Build emit anew for the current configuration (after every change to it)."""
         with self._plan_lock:
-            plan = emit_plan.build(self)
+            plan: emit_plan.Emit = self._emit_general
+            if self._fast_path_applies():
+                plan = emit_plan.build(
+                    locator=self._locator,
+                    routing=self._routing,
+                    checker=self._checker,
+                    general=self._emit_general,
+                    build_checked=self._build,
+                )
             shadow = self.__dict__.get("emit")
             if shadow is not None and shadow not in self._built:
                 pass  # someone else (a test's mock) replaced emit: leave theirs

@@ -1,4 +1,4 @@
-"""The emit path, specialised to one tracker's current configuration.
+"""How emit builds and sends events: a path built for the configuration, and the general one.
 
 A tracker's configuration (backends, processors, documented types, size
 limit, locator, envelope) changes rarely; events are emitted all the time. So
@@ -29,9 +29,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from . import serialization
 from .backends.routing import RoutingBackend
-from .event import new_event_id
-from .locator import _LayeredLocator
+from .event import checked_data, checked_name, new_event_id
+from .locator import ContextView, _LayeredLocator
 from .registry.checker import EventChecker
 
 Emit = Callable[[Any, Any], None]
@@ -117,3 +118,59 @@ def build(
                     failed(backend_name)
 
     return emit
+
+
+def build_event(
+    name: object,
+    data: object,
+    *,
+    locator: Any,
+    envelope: str,
+    strict: bool,
+    checker: EventChecker,
+) -> dict[str, Any]:
+    """Build (and check) one event in the general case: any locator, envelope or input.
+
+    A non-string name or non-mapping data is repaired (or, with `strict`,
+    refused with `EventError`); see `event.checked_name`, `event.checked_data`.
+    """
+    if type(name) is not str or not name:
+        name = checked_name(name, strict)
+    if data is None:
+        data = {}
+    elif type(data) is not dict:
+        data = checked_data(name, data, strict)
+    view: ContextView | None = None
+    if isinstance(locator, _LayeredLocator):
+        view = locator.view()
+        context = view.merged.copy()
+    else:
+        context = resolve_context(locator)
+    now = _now(UTC)
+    if envelope == "full":
+        event = {
+            "id": new_event_id(now),
+            "name": name,
+            "timestamp": now,
+            "data": data,
+            "context": context,
+        }
+    else:
+        event = {"name": name, "timestamp": now, "data": data, "context": context}
+    if checker.active():
+        if view is None:  # an Open edX-style locator (only get()): a view for this event
+            view = ContextView(0, resolve_context(locator), tuple(locator.get()))
+        checker.check(event, view)
+    if strict:
+        serialization.check(event)
+    return event
+
+
+def resolve_context(locator: Any) -> dict[str, Any]:
+    """A new dict of every context `locator` holds, later ones winning."""
+    if isinstance(locator, _LayeredLocator):
+        return locator.resolve()
+    merged: dict[str, Any] = {}
+    for ctx in locator.get().values():
+        merged.update(ctx)
+    return merged

@@ -19,14 +19,13 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Literal
 
-from . import diagnostics, emit_plan, serialization
+from . import diagnostics, emit_plan
 from .backends.routing import Processor, RoutingBackend
-from .event import UNKNOWN_EVENT_TYPE, checked_data, checked_name, new_event_id
-from .locator import ContextView, DefaultContextLocator, Scope, _LayeredLocator
+from .event import UNKNOWN_EVENT_TYPE
+from .locator import DefaultContextLocator, Scope, _LayeredLocator
 from .registry.checker import EventChecker
 from .registry.model import POLICIES, Policy, TypeVersion
 from .registry.registry import Registry, caller_source
@@ -47,7 +46,6 @@ Envelope = Literal["full", "openedx"]
 ENVELOPES: Final = ("full", "openedx")
 
 _anonymous = itertools.count(1)
-_now = datetime.now
 
 
 class Tracker:
@@ -241,41 +239,14 @@ class Tracker:
         """Build (and check) an event in the general case: any locator, envelope or input."""
         if self._closed:
             raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
-        if type(name) is not str or not name:
-            name = checked_name(name, self.strict)
-        if data is None:
-            data = {}
-        elif type(data) is not dict:
-            data = checked_data(name, data, self.strict)
-        view: ContextView | None
-        if self._layered:
-            view = self.context_locator.view()
-            context = view.merged.copy()
-        else:
-            view = None
-            context = self.resolve_context()
-        now = _now(UTC)
-        if self.envelope == "full":
-            event = {
-                "id": new_event_id(now),
-                "name": name,
-                "timestamp": now,
-                "data": data,
-                "context": context,
-            }
-        else:
-            event = {"name": name, "timestamp": now, "data": data, "context": context}
-        checker = self._checker
-        if checker.registry._current or checker.max_event_size is not None:
-            checker.check(event, view or self._foreign_view())
-        if self.strict:
-            serialization.check(event)
-        return event
-
-    def _foreign_view(self) -> ContextView:
-        # An Open edX-style locator (only get()): build the view for this event.
-        located = self.context_locator.get()
-        return ContextView(0, self.resolve_context(), tuple(located))
+        return emit_plan.build_event(
+            name,
+            data,
+            locator=self._locator,
+            envelope=self._envelope,
+            strict=self._strict,
+            checker=self._checker,
+        )
 
     # -- documentation of event and context types ---------------------------------
 
@@ -316,13 +287,7 @@ class Tracker:
 
     def resolve_context(self) -> dict[str, Any]:
         """A new dict holding the union of all entered contexts; later ones win."""
-        if self._layered:
-            resolved: dict[str, Any] = self.context_locator.resolve()
-            return resolved
-        merged: dict[str, Any] = {}
-        for ctx in self.context_locator.get().values():
-            merged.update(ctx)
-        return merged
+        return emit_plan.resolve_context(self._locator)
 
     def enter_context(
         self,
@@ -467,8 +432,6 @@ class Tracker:
             if isinstance(children, Mapping):
                 pending.extend(children.values())
         return stats
-
-    # -- input repair -----------------------------------------------------------
 
 
 # -- named trackers: the library's one piece of global state ---------------------

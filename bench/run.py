@@ -243,7 +243,11 @@ def run_peers(peers_dir: Path, n: int, console: Console) -> dict[str, float]:
 # system one right after the other (alternating which goes first), so a slow
 # moment of the shared machine hits both; the median of the pairs' ratios is
 # the figure the target is judged on.
-PAIRED = {"ours: JSONLinesBackend": "limit", "ours: SQLiteBackend": "sqlite-limit"}
+PAIRED = {
+    "ours: JSONLinesBackend": "limit",
+    "ours: SQLiteBackend": "sqlite-limit",
+    "ours: InMemoryBackend": "floor: list of dicts",  # shown; its target is in us
+}
 
 
 def peers_python(peers_dir: Path) -> Path | None:
@@ -258,6 +262,8 @@ def peers_python(peers_dir: Path) -> Path | None:
 
 
 def run_floor(python: Path, peers_dir: Path, floor: str, n: int, tmp: Path) -> float:
+    if floor in OURS:  # a floor of run.py's own
+        return run_ours(floor, n, tmp)
     if floor == "limit":
         cmd = [python, peers_dir / "peers.py", "limit", tmp / "floor.log", str(n)]
     else:
@@ -440,8 +446,8 @@ def report(
         title=f"{args.events:,} events; every system: best of {args.repeat} interleaved rounds",
         caption=(
             "ratio is best vs best, vs `limit` (SQLite rows: vs `sqlite-limit`); paired: "
-            "median (quartiles) of ratios of back-to-back runs, which the target is judged "
-            "on where given; store rows: median of 7"
+            "median (quartiles) of ratios of back-to-back runs with the floor (InMemoryBackend: "
+            "the list of dicts), which a ratio target is judged on; store rows: median of 7"
         ),
     )
     for column in ("system", "us/event", "ratio", "paired", "target", "result"):

@@ -51,16 +51,15 @@ def build(
     routing: RoutingBackend,
     checker: EventChecker,
     general: Emit,
-    build_checked: Callable[[str, dict[str, Any]], dict[str, Any]],
 ) -> Emit:
     """The emit function for this configuration of a tracker.
 
-    `general` handles input to repair or refuse; `build_checked` builds an
-    event whose documented type found problems (or that has a size limit).
+    `general` handles input to repair or refuse.
     """
     read_stack = locator.stack_reader()
     checked = checker.active()
     meta_if_valid = checker.meta_if_valid
+    check_turned_down = checker.check_turned_down
 
     route = routing.send  # processors, then every backend; never raises
     failed = routing.backend_failed
@@ -83,15 +82,7 @@ def build(
         if view is None or view.version != locator._process_version:
             view = locator.view()
         now = _now(UTC)
-        if not checked:
-            event = {
-                "id": new_event_id(now),
-                "name": name,
-                "timestamp": now,
-                "data": data,
-                "context": view.merged.copy(),
-            }
-        elif (meta := meta_if_valid(name, data, view)) is not None:
+        if checked and (meta := meta_if_valid(name, data, view)) is not None:
             # Built with its meta in one go: adding a sixth key later resizes the dict.
             event = {
                 "id": new_event_id(now),
@@ -102,7 +93,15 @@ def build(
                 "meta": meta,
             }
         else:
-            event = build_checked(name, data)  # problems or size limits: the checked path
+            event = {
+                "id": new_event_id(now),
+                "name": name,
+                "timestamp": now,
+                "data": data,
+                "context": view.merged.copy(),
+            }
+            if checked:  # a problem, an undocumented type or a size limit: in full
+                check_turned_down(event, view)
         if processors:
             route(event)
         elif lone is not None:  # the common case: one backend, called directly

@@ -170,7 +170,6 @@ class Tracker:
                     routing=self._routing,
                     checker=self._checker,
                     general=self._emit_general,
-                    build_checked=self._build,
                 )
             shadow = self.__dict__.get("emit")
             if shadow is not None and shadow not in self._built:

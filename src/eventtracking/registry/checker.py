@@ -118,6 +118,10 @@ class EventChecker:
             if meta is not None:
                 event["meta"] = meta
                 return
+        self.check_turned_down(event, view)
+
+    def check_turned_down(self, event: dict[str, Any], view: ContextView) -> None:
+        """`check` for an event that `meta_if_valid` has just turned down (skips that step)."""
         self._check_slowly(event, self.registry._hot.get(event["name"]), view)
 
     def _meta(self, type_id: str | None, view: ContextView) -> dict[str, Any]:

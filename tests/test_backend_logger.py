@@ -368,3 +368,42 @@ def test_unknown_options_are_accepted_but_named_once(caplog: pytest.LogCaptureFi
     warnings = [r.getMessage() for r in caplog.records if "max_event_sise" in r.getMessage()]
     assert len(warnings) == 1
     assert "known: name, level, max_event_size, oversize" in warnings[0]
+
+
+def test_records_name_the_backend_as_their_source_and_keep_percent_signs(
+    records: pytest.LogCaptureFixture,
+) -> None:
+    backend = LoggerBackend(name=LOGGER_NAME, level="warning")
+    Tracker({"log": backend}).emit("page.viewed", {"url": "/a?x=100%25&y=%s"})
+    (record,) = event_lines(records)
+    assert record.levelno == logging.WARNING
+    assert record.module == "logger" and record.funcName == "log"
+    assert record.pathname.endswith("eventtracking/backends/logger.py")
+    assert json.loads(record.getMessage())["data"]["url"] == "/a?x=100%25&y=%s"
+
+
+def test_a_custom_record_factory_and_logger_filters_still_apply(
+    records: pytest.LogCaptureFixture,
+) -> None:
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.tenant = "t1"
+        return record
+
+    logger = logging.getLogger(LOGGER_NAME)
+    drop_secret = logging.Filter()
+    drop_secret.filter = lambda r: SECRET not in r.getMessage()  # type: ignore[method-assign]
+    logging.setLogRecordFactory(factory)
+    logger.addFilter(drop_secret)
+    try:
+        tracker = Tracker({"log": LoggerBackend(name=LOGGER_NAME)})
+        tracker.emit("kept", {})
+        tracker.emit("filtered", {"token": SECRET})
+    finally:
+        logging.setLogRecordFactory(previous)
+        logger.removeFilter(drop_secret)
+    lines = event_lines(records)
+    assert [json.loads(r.getMessage())["name"] for r in lines] == ["kept"]
+    assert lines[0].tenant == "t1"  # type: ignore[attr-defined]

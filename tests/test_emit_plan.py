@@ -134,6 +134,19 @@ def test_a_failing_lone_backend_is_counted_and_never_raises() -> None:
     assert t.stats()["backend.broken.errors"] == before + 1
 
 
+def test_one_failing_backend_among_several_never_stops_the_others() -> None:
+    class Broken:
+        def send(self, event: dict[str, Any]) -> None:
+            raise OSError("disk full")
+
+    first, last = InMemoryBackend(), InMemoryBackend()
+    t = Tracker({"a": first, "b": Broken(), "c": last})
+    before = t.stats().get("backend.b.errors", 0)
+    t.emit("fan.out", {})
+    assert names(first) == names(last) == ["fan.out"]
+    assert t.stats()["backend.b.errors"] == before + 1
+
+
 def test_a_routing_backend_subclass_routes_every_event_itself() -> None:
     seen: list[str] = []
 

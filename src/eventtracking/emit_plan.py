@@ -62,6 +62,7 @@ def build(
     check_turned_down = checker.check_turned_down
 
     route = routing.send  # processors, then every backend; never raises
+    fan_out = routing.send_to_backends  # every backend, each failure counted; never raises
     failed = routing.backend_failed
     backends = routing.backends  # a change to it builds a new plan
     first = next(iter(backends), "")
@@ -110,11 +111,7 @@ def build(
             except Exception:
                 failed(first)
         else:
-            for backend_name, backend in backends.items():  # RoutingBackend.send_to_backends
-                try:
-                    backend.send(event)
-                except Exception:
-                    failed(backend_name)
+            fan_out(event)  # never raises
 
     return emit
 

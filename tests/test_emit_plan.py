@@ -11,7 +11,7 @@ from eventtracking.backends.routing import RoutingBackend
 from eventtracking.exceptions import SerializationError
 from eventtracking.locator import ThreadLocalContextLocator
 from eventtracking.processors.exceptions import EventEmissionExit
-from eventtracking.testing import InMemoryBackend
+from eventtracking.testing import InMemoryBackend, capture_events
 from eventtracking.tracker import Tracker
 
 
@@ -97,6 +97,22 @@ def test_a_closed_tracker_refuses_to_emit() -> None:
     t.close()
     with pytest.raises(RuntimeError, match="closed"):
         t.emit("after", {})
+
+
+def test_an_emit_kept_in_a_variable_follows_every_later_change() -> None:
+    first, second = InMemoryBackend(), InMemoryBackend()
+    t = Tracker({"a": first})
+    emit = t.emit  # as modules do at import time
+    t.routing_backend.register_backend("b", second)
+    emit("after register", {})
+    with capture_events(t) as captured:
+        emit("captured", {})
+    assert names(first) == ["after register", "captured"]
+    assert names(second) == ["after register", "captured"]
+    assert [e["name"] for e in captured] == ["captured"]
+    t.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        emit("after close", {})
 
 
 def test_a_mocked_emit_survives_a_configuration_change_and_is_undone_cleanly() -> None:

@@ -51,11 +51,16 @@ def build(
     routing: RoutingBackend,
     checker: EventChecker,
     general: Emit,
-) -> Emit:
-    """The emit function for this configuration of a tracker.
+    current: Emit,
+) -> tuple[Emit, Callable[[], None]]:
+    """The emit function for this configuration of a tracker, and its `retire`.
 
-    `general` handles input to repair or refuse.
+    `general` handles input to repair or refuse. Once the tracker moves on to
+    another configuration it calls `retire`, and from then on the function
+    hands every event to `current` (the tracker's emit of the moment): code
+    that kept ``tracker.emit`` in a variable still reaches today's backends.
     """
+    retired = False
     read_stack = locator.stack_reader()
     checked = checker.active()
     meta_if_valid = checker.meta_if_valid
@@ -76,6 +81,9 @@ def build(
         processors = _ROUTE_ALWAYS  # a subclass decides how it routes
 
     def emit(name: Any = None, data: Any = None) -> None:
+        if retired:
+            current(name, data)
+            return
         if type(name) is not str or not name or type(data) is not dict:
             general(name, data)  # input to repair or refuse
             return
@@ -113,7 +121,11 @@ def build(
         else:
             fan_out(event)  # never raises
 
-    return emit
+    def retire() -> None:
+        nonlocal retired
+        retired = True
+
+    return emit, retire
 
 
 def build_event(

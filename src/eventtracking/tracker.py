@@ -100,6 +100,7 @@ class Tracker:
         self._plan_lock = threading.RLock()
         self._emit: emit_plan.Emit = self._emit_general
         self._built: weakref.WeakSet[emit_plan.Emit] = weakref.WeakSet()  # plans we installed
+        self._retire: Callable[[], None] | None = None
         self._closed = False
         self._close_lock = threading.Lock()
         self._routing = RoutingBackend(backends=backends, processors=processors)
@@ -164,12 +165,14 @@ class Tracker:
         """Build emit anew for the current configuration (after every change to it)."""
         with self._plan_lock:
             plan: emit_plan.Emit = self._emit_general
+            retire: Callable[[], None] | None = None
             if self._fast_path_applies():
-                plan = emit_plan.build(
+                plan, retire = emit_plan.build(
                     locator=self._locator,
                     routing=self._routing,
                     checker=self._checker,
                     general=self._emit_general,
+                    current=self._emit_current,
                 )
             shadow = self.__dict__.get("emit")
             if shadow is not None and shadow not in self._built:
@@ -181,6 +184,12 @@ class Tracker:
                 self.__dict__.pop("emit", None)
             self._emit = plan
             self._built.add(plan)
+            if self._retire is not None:
+                self._retire()  # a kept reference to the old plan now forwards here
+            self._retire = retire
+
+    def _emit_current(self, name: object = None, data: object = None) -> None:
+        self._emit(name, data)
 
     def registry_changed(self) -> None:
         """Rebuild emit: documented types switch validation on (called by the registry)."""

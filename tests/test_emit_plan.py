@@ -128,6 +128,17 @@ def test_a_mocked_emit_survives_a_configuration_change_and_is_undone_cleanly() -
     assert names(first) == names(second) == ["after"]
 
 
+def test_patching_emit_on_the_class_reaches_existing_trackers() -> None:
+    mem = InMemoryBackend()
+    t = Tracker({"mem": mem})
+    with mock.patch.object(Tracker, "emit") as patched:
+        t.emit("patched", {})
+    patched.assert_called_once_with("patched", {})
+    assert names(mem) == []
+    t.emit("real", {})
+    assert names(mem) == ["real"]
+
+
 def test_a_backend_send_patched_on_the_instance_is_the_one_called() -> None:
     mem = InMemoryBackend()
     t = Tracker({"mem": mem})

@@ -51,16 +51,11 @@ def build(
     routing: RoutingBackend,
     checker: EventChecker,
     general: Emit,
-    current: Emit,
-) -> tuple[Emit, Callable[[], None]]:
-    """The emit function for this configuration of a tracker, and its `retire`.
+) -> Emit:
+    """The emit function for this configuration of a tracker.
 
-    `general` handles input to repair or refuse. Once the tracker moves on to
-    another configuration it calls `retire`, and from then on the function
-    hands every event to `current` (the tracker's emit of the moment): code
-    that kept ``tracker.emit`` in a variable still reaches today's backends.
+    `general` handles input to repair or refuse.
     """
-    retired = False
     read_stack = locator.stack_reader()
     checked = checker.active()
     meta_if_valid = checker.meta_if_valid
@@ -81,9 +76,6 @@ def build(
         processors = _ROUTE_ALWAYS  # a subclass decides how it routes
 
     def emit(name: Any = None, data: Any = None) -> None:
-        if retired:
-            current(name, data)
-            return
         if type(name) is not str or not name or type(data) is not dict:
             general(name, data)  # input to repair or refuse
             return
@@ -121,11 +113,7 @@ def build(
         else:
             fan_out(event)  # never raises
 
-    def retire() -> None:
-        nonlocal retired
-        retired = True
-
-    return emit, retire
+    return emit
 
 
 def build_event(

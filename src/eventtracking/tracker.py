@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from types import TracebackType
@@ -99,8 +98,6 @@ class Tracker:
         # every change to it builds a new one, under this lock.
         self._plan_lock = threading.RLock()
         self._emit: emit_plan.Emit = self._emit_general
-        self._built: weakref.WeakSet[emit_plan.Emit] = weakref.WeakSet()  # plans we installed
-        self._retire: Callable[[], None] | None = None
         self._closed = False
         self._close_lock = threading.Lock()
         self._routing = RoutingBackend(backends=backends, processors=processors)
@@ -143,8 +140,9 @@ class Tracker:
 
         An empty name becomes ``'unknown'``; None data becomes ``{}``.
         """
-        # A plain Tracker's instances shadow this method with the built
-        # function itself (see _replan); subclasses that extend emit get here.
+        # A method that hands over, rather than the built function set on the
+        # instance: patching Tracker.emit (on the class or the instance) and
+        # keeping tracker.emit in a variable keep working as they always have.
         self._emit(name, data)
 
     def _emit_general(self, name: object = None, data: object = None) -> None:
@@ -157,39 +155,18 @@ class Tracker:
     def _fast_path_applies(self) -> bool:
         return not self._closed and self._layered and self._envelope == "full" and not self._strict
 
-    def _emit_may_be_shadowed(self) -> bool:
-        """True when emit does nothing but run the plan (a subclass may add conditions)."""
-        return type(self).emit is Tracker.emit
-
     def _replan(self) -> None:
         """Build emit anew for the current configuration (after every change to it)."""
         with self._plan_lock:
-            plan: emit_plan.Emit = self._emit_general
-            retire: Callable[[], None] | None = None
             if self._fast_path_applies():
-                plan, retire = emit_plan.build(
+                self._emit = emit_plan.build(
                     locator=self._locator,
                     routing=self._routing,
                     checker=self._checker,
                     general=self._emit_general,
-                    current=self._emit_current,
                 )
-            shadow = self.__dict__.get("emit")
-            if shadow is not None and shadow not in self._built:
-                pass  # someone else (a test's mock) replaced emit: leave theirs
-            elif self._emit_may_be_shadowed():
-                # The instance attribute wins over the method: one call less per event.
-                self.__dict__["emit"] = plan
             else:
-                self.__dict__.pop("emit", None)
-            self._emit = plan
-            self._built.add(plan)
-            if self._retire is not None:
-                self._retire()  # a kept reference to the old plan now forwards here
-            self._retire = retire
-
-    def _emit_current(self, name: object = None, data: object = None) -> None:
-        self._emit(name, data)
+                self._emit = self._emit_general
 
     def registry_changed(self) -> None:
         """Rebuild emit: documented types switch validation on (called by the registry)."""

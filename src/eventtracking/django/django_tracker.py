@@ -61,8 +61,6 @@ class DjangoTracker(Tracker):
                 load_catalogue(path, registry)
             except ImproperlyConfigured as exc:
                 raise ImproperlyConfigured(f"EVENT_TRACKING_CATALOGUE[{i}]: {exc}") from exc
-        # Set first: __init__ builds emit, which depends on it (_emit_may_be_shadowed).
-        self._on_commit = conf.on_commit.fullmatch if conf.on_commit is not None else None
         super().__init__(
             self.create_backends_from_settings(),
             processors=self.create_processors_from_settings(),
@@ -71,6 +69,7 @@ class DjangoTracker(Tracker):
             validation=conf.validation,
             max_event_size=conf.max_event_size,
         )
+        self._on_commit = conf.on_commit.fullmatch if conf.on_commit is not None else None
 
     def create_backends_from_settings(self) -> dict[str, Any]:
         """Build ``EVENT_TRACKING_BACKENDS`` (name -> backend)."""
@@ -93,9 +92,6 @@ class DjangoTracker(Tracker):
             defer_emit(self, name, data, None)
             return
         super().emit(name, data)
-
-    def _emit_may_be_shadowed(self) -> bool:
-        return self._on_commit is None  # then emit above only runs the plan
 
     def emit_now(self, name: str | None = None, data: Mapping[str, Any] | None = None) -> None:
         """Emit at once, whatever ``EVENT_TRACKING_ON_COMMIT`` says."""

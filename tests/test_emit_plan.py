@@ -198,3 +198,14 @@ def test_input_to_repair_takes_the_general_path() -> None:
     assert [e["name"] for e in mem.events] == ["unknown", "named"]
     assert mem.events[0]["data"] == {}
     assert list(mem.events[1]["data"]) == ["value"]
+
+
+def test_a_subclass_may_set_settings_before_calling_tracker_init() -> None:
+    class Early(Tracker):
+        def __init__(self) -> None:
+            self.strict = False  # a setter, before Tracker.__init__ has run
+            super().__init__({"mem": InMemoryBackend()})
+
+    t = Early()
+    t.emit("works", {})
+    assert names(t.get_backend("mem")) == ["works"]

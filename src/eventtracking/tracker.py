@@ -157,6 +157,8 @@ class Tracker:
 
     def _replan(self) -> None:
         """Build emit anew for the current configuration (after every change to it)."""
+        if "_plan_lock" not in self.__dict__:
+            return  # a subclass set a setting before Tracker.__init__, which builds emit
         with self._plan_lock:
             if self._fast_path_applies():
                 self._emit = emit_plan.build(

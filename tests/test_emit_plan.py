@@ -74,6 +74,7 @@ def test_documenting_a_type_after_the_first_event_turns_validation_on() -> None:
 def test_changing_strict_envelope_or_locator_after_construction_takes_effect() -> None:
     mem = InMemoryBackend()
     t = Tracker({"mem": mem})
+    t.register("four.keys", "Documented, so a full envelope would carry meta.", {})
     t.envelope = "openedx"
     t.emit("four.keys", {})
     assert set(mem.events[-1]) == {"name", "timestamp", "data", "context"}

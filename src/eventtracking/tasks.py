@@ -42,13 +42,15 @@ def _send_events(task: Any, backend_name: str, payload: str, only: list[str] | N
 
 # Applied as a call, not as a decorator: celery is untyped, and strict mypy
 # rejects untyped decorators.
-send_events: Any = shared_task(
-    bind=True,
-    name=TASK_NAME,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-)(_send_events)
+# Both tasks: acknowledged after they ran, so a worker lost mid-task leaves
+# the message for another; nothing reads their results.
+_OPTIONS: Final = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+}
+send_events: Any = shared_task(name=TASK_NAME, **_OPTIONS)(_send_events)
 
 
 def _send_event(
@@ -60,10 +62,4 @@ def _send_event(
     run_legacy_task(task, backend_name, json_event, only)
 
 
-send_event: Any = shared_task(
-    bind=True,
-    name=LEGACY_TASK_NAME,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-)(_send_event)
+send_event: Any = shared_task(name=LEGACY_TASK_NAME, **_OPTIONS)(_send_event)

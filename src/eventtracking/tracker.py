@@ -148,7 +148,17 @@ class Tracker:
     def _emit_general(self, name: object = None, data: object = None) -> None:
         # Every case the built function does not cover: repairs, strict mode,
         # the four-key envelope, Open edX-style locators, a closed tracker.
-        self.routing_backend.send(self._build(name, data))
+        if self._closed:
+            raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
+        event = emit_plan.build_event(
+            name,
+            data,
+            locator=self._locator,
+            envelope=self._envelope,
+            strict=self._strict,
+            checker=self._checker,
+        )
+        self.routing_backend.send(event)
 
     # -- the emit plan: emit specialised to the configuration (see emit_plan) -----
 
@@ -222,19 +232,6 @@ class Tracker:
             raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
         self._strict = strict
         self._replan()
-
-    def _build(self, name: object, data: object) -> dict[str, Any]:
-        """Build (and check) an event in the general case: any locator, envelope or input."""
-        if self._closed:
-            raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
-        return emit_plan.build_event(
-            name,
-            data,
-            locator=self._locator,
-            envelope=self._envelope,
-            strict=self._strict,
-            checker=self._checker,
-        )
 
     # -- documentation of event and context types ---------------------------------
 

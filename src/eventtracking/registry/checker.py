@@ -83,14 +83,14 @@ class EventChecker:
         """The common case in one step: the meta for a valid event of a registered type.
 
         None means "not that simple" (unregistered type, a problem, a size
-        limit): `check` the built event then. Has no side effects.
+        limit): `check_turned_down` the built event then. Has no side effects.
         """
         hit = view.scratch.get(name)
         if hit is None or hit[0] is not self._key:
             hit = self._entry(name, view)
         validator = hit[1]
         if validator is not None and validator(data):
-            return None  # check() runs the validator again, to report
+            return None  # check_turned_down runs the validator again, to report
         meta: dict[str, Any] | None = hit[2]
         return meta
 

@@ -114,7 +114,7 @@ def compile_validator(version: TypeVersion) -> Validator:
         if spec.required:
             lines += ["    else:", f"        found = _missing(found, {key})"]
             lines += [f"        {c} -= 1" for c in counters]
-    if version.strict_fields:
+    if strict:
         lines += ["    if len(data) != m:", "        found = _unknown(data, _known, found)"]
     lines += [
         "    if len(data) != k:",

@@ -324,3 +324,36 @@ def build_default_tracker() -> Tracker:
 
 
 set_default_factory(build_default_tracker)
+
+
+# -- Open edX's event-bus toggle (``pip install 'event-tracking[openedx]'``) ---------
+#
+# .. toggle_name: SEND_TRACKING_EVENT_EMITTED_SIGNAL
+# .. toggle_implementation: SettingToggle
+# .. toggle_default: False
+# .. toggle_description: When true, EventBusRoutingBackend publishes the events named in
+#   EVENT_BUS_TRACKING_LOGS as openedx-events' TRACKING_EVENT_EMITTED signal, which the
+#   configured event bus plugin carries to its consumers.
+# .. toggle_use_cases: opt_in
+# .. toggle_creation_date: 2023-10-26
+#
+# Built on first access: this module must import without Django and edx-toggles.
+
+if typing.TYPE_CHECKING:
+    from edx_toggles.toggles import SettingToggle
+
+    SEND_TRACKING_EVENT_EMITTED_SIGNAL: SettingToggle
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name != "SEND_TRACKING_EVENT_EMITTED_SIGNAL":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        try:
+            from edx_toggles.toggles import SettingToggle
+        except ImportError as exc:
+            from .exceptions import MissingExtraError
+
+            raise MissingExtraError((exc.name or "edx_toggles").split(".")[0], "openedx") from exc
+        toggle = SettingToggle(name, default=False, module_name=__name__)
+        # setdefault: when two threads race, both get the toggle stored first.
+        return globals().setdefault(name, toggle)

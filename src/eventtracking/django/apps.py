@@ -28,7 +28,17 @@ class EventTrackingConfig(AppConfig):
     verbose_name = "Event tracking"
 
     def ready(self) -> None:
+        import logging
+
+        from ..exceptions import MissingExtraError
         from . import checks  # noqa: F401  (registers the system checks)
+
+        try:
+            # Tracking logs arriving over Open edX's event bus reach the
+            # EventBusRoutingBackends through this module's signal receiver.
+            from .. import handlers  # noqa: F401
+        except MissingExtraError as exc:  # no openedx extra: the event bus is not used
+            logging.getLogger(__name__).debug("event bus handlers not connected: %s", exc)
 
         try:
             conf = get_conf()

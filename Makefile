@@ -7,7 +7,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STORE ?= events.db
 N ?= 200000
 
-.PHONY: demo test lint typecheck pytest bench bench-peers bench-backends bench-delivery bench-django bench-instructions clean
+.PHONY: demo test lint typecheck pytest test-upstream bench bench-peers bench-backends bench-delivery bench-django bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,12 @@ typecheck: $(STAMP_TEST)
 pytest: $(STAMP_TEST)
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+# The original event-tracking 4.0.2's own tests, downloaded at test time (never
+# committed: licence), run against ours. UPSTREAM_ARGS passes pytest options.
+test-upstream: $(STAMP_TEST)
+	$(BIN)/python tests/upstream/run_upstream.py $(UPSTREAM_ARGS)
+
+test: lint typecheck pytest test-upstream
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/run.py --events $(N)

@@ -24,6 +24,21 @@ from typing import Any
 from eventtracking.processors.exceptions import EventEmissionExit
 
 TRACK_MAX_EVENT = 50000  # edx-platform's max_event_size for tracking.log
+COURSE = "course-v1:edX+DemoX+Demo_Course"
+REQUEST_CONTEXT = {  # what edx-platform's middleware puts in the context of a request
+    "user_id": 10938,
+    "username": "staff",
+    "session": "2987lkjdyoioey",
+    "ip": "203.0.113.7",
+    "host": "lms.example.com",
+    "agent": "Mozilla/5.0 (X11; Linux x86_64)",
+    "path": "/courses/course-v1:edX+DemoX+Demo_Course/courseware",
+    "referer": "https://lms.example.com/dashboard",
+    "accept_language": "fr-CA,fr;q=0.9,en;q=0.8",
+    "client_id": "1234567.7654321",
+    "course_id": COURSE,
+    "org_id": "edX",
+}
 DROPPED_NAME = "edx.dropped.by.processor"
 CRASH_NAME = "edx.processor.crash"
 
@@ -146,10 +161,10 @@ def whitelist(names: list[str]) -> dict[str, Any]:
 def openedx_backends(module: str, allowed: list[str]) -> dict[str, Any]:
     """EVENT_TRACKING_BACKENDS of an Open edX LMS with event-routing-backends installed.
 
-    `allowed` is the whitelist of segmentio and event_transformer (and, in the
-    platform, EVENT_BUS_TRACKING_LOGS). Under event_transformer, two nested
-    routers (`xapi` with a processor of its own, `caliper` without) record
-    what they receive in RECORDED.
+    `allowed` is the whitelist of segmentio, event_transformer and event_bus
+    (as EVENT_BUS_TRACKING_LOGS is in the platform). Under event_transformer,
+    two nested routers (`caliper` with a processor of its own, called first,
+    and `xapi` without) record what they receive in RECORDED.
     """
     return {
         "tracking_logs": tracking_logs(module),
@@ -175,30 +190,30 @@ def openedx_backends(module: str, allowed: list[str]) -> dict[str, Any]:
                 "backend_name": "event_transformer",
                 "processors": [whitelist(allowed)],
                 "backends": {
-                    "xapi": {
+                    "caliper": {
                         "ENGINE": "eventtracking.backends.routing.RoutingBackend",
                         "OPTIONS": {
                             "processors": [
                                 {
                                     "ENGINE": f"{module}.Stamper",
-                                    "OPTIONS": {"key": "xapi_only", "value": "xapi"},
+                                    "OPTIONS": {"key": "caliper_only", "value": "caliper"},
                                 }
                             ],
                             "backends": {
                                 "recorder": {
                                     "ENGINE": f"{module}.RecordingBackend",
-                                    "OPTIONS": {"label": "xapi"},
+                                    "OPTIONS": {"label": "caliper"},
                                 }
                             },
                         },
                     },
-                    "caliper": {
+                    "xapi": {
                         "ENGINE": "eventtracking.backends.routing.RoutingBackend",
                         "OPTIONS": {
                             "backends": {
                                 "recorder": {
                                     "ENGINE": f"{module}.RecordingBackend",
-                                    "OPTIONS": {"label": "caliper"},
+                                    "OPTIONS": {"label": "xapi"},
                                 }
                             },
                         },

@@ -35,8 +35,10 @@ from unittest import mock
 import django
 from django.conf import settings
 from openedx_standins import (
+    COURSE,
     CRASH_NAME,
     DROPPED_NAME,
+    REQUEST_CONTEXT,
     TRACK_MAX_EVENT,
     tracking_logs,
     tracking_logs_processors,
@@ -44,22 +46,6 @@ from openedx_standins import (
 
 MODULE = "openedx_standins"  # the stand-ins' import name here (this script's folder is sys.path[0])
 NOW = datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=UTC)
-COURSE = "course-v1:edX+DemoX+Demo_Course"
-REQUEST = {  # an Open edX request context
-    "user_id": 10938,
-    "username": "staff",
-    "session": "2987lkjdyoioey",
-    "ip": "203.0.113.7",
-    "host": "lms.example.com",
-    "agent": "Mozilla/5.0 (X11; Linux x86_64)",
-    "path": "/courses/course-v1:edX+DemoX+Demo_Course/courseware",
-    "referer": "https://lms.example.com/dashboard",
-    "accept_language": "fr-CA,fr;q=0.9,en;q=0.8",
-    "client_id": "1234567.7654321",
-    "course_id": COURSE,
-    "org_id": "edX",
-}
-
 Case = Callable[[Any], None]
 CASES: list[tuple[str, Case]] = []
 
@@ -101,7 +87,7 @@ def _module_level(t: Any) -> None:
 
 @case("request context")
 def _request(t: Any) -> None:
-    with t.context("edx.request", REQUEST):
+    with t.context("edx.request", REQUEST_CONTEXT):
         t.emit("edx.video.played", {"id": "v1", "currentTime": 12.5})
 
 

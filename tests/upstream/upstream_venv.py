@@ -1,7 +1,8 @@
 """build/upstream-venv: a virtualenv with the original event-tracking 4.0.2 from the registry.
 
 Built once (python -m venv, then pip install event-tracking==4.0.2 with its
-dependencies: Django, Celery, pymongo, openedx-events, edx-toggles, ...) and
+dependencies: Django, Celery, pymongo, openedx-events, edx-toggles, ...; and
+pytest with pytest-django, to run tests of ours against the original) and
 reused while its stamp file is there. A lock keeps two test processes from
 building it at the same time. `python tests/upstream/upstream_venv.py` builds
 it and prints its interpreter.
@@ -16,11 +17,14 @@ import sys
 from pathlib import Path
 
 ORIGINAL = "event-tracking==4.0.2"
+REQUIREMENTS = [ORIGINAL, "pytest", "pytest-django", "pytest-timeout"]
 VERSION = "4.0.2"
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / "build" / "upstream-venv"
 PYTHON = VENV / "bin" / "python"
-STAMP = VENV / ".complete"  # written last: its packages, as pip freeze lists them
+# Written last: its packages, as pip freeze lists them. Renamed when REQUIREMENTS change,
+# so an older cached virtualenv is rebuilt.
+STAMP = VENV / ".complete-2"
 BUILD_TIMEOUT = 600  # seconds for venv + pip install
 
 
@@ -53,8 +57,16 @@ def ensure() -> Path:
         shutil.rmtree(VENV, ignore_errors=True)  # a half-built one from an interrupted run
         _run([sys.executable, "-m", "venv", str(VENV)], "python -m venv")
         _run(
-            [str(PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", ORIGINAL],
-            f"pip install {ORIGINAL}",
+            [
+                str(PYTHON),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                *REQUIREMENTS,
+            ],
+            f"pip install {' '.join(REQUIREMENTS)}",
         )
         found = _run(
             [

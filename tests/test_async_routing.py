@@ -3,7 +3,10 @@
 The worker is a subprocess (``celery -A celery_support worker --pool=solo``)
 on a queue unique to the run, configured from the same TOML file as the test
 process; its nested backends write files under a temporary directory that
-the tests read.
+the tests read. The backend ``main`` uses Open edX's task
+(``eventtracking.tasks.send_event``, the default); ``batched`` and the flaky
+ones use the batched task (``batch = true``). Unit tests of the default task
+itself are in test_celery_send_event.py.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 from celery import Celery
@@ -29,9 +33,10 @@ import celery_support
 from backend_contract import CHECKS, Subject
 from conftest import service_unavailable
 from eventtracking import Tracker, load_tracker, register_tracker, tracker_from_config
-from eventtracking.backends.async_routing import AsyncRoutingBackend, find_backend, run_task
+from eventtracking.backends.async_routing import AsyncRoutingBackend
 from eventtracking.exceptions import ImproperlyConfigured, RetryableError, TerminalError
 from eventtracking.processors.exceptions import EventEmissionExit
+from eventtracking.tasks import TASK_NAME, find_backend, run_task
 from eventtracking.testing import InMemoryBackend
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -59,6 +64,22 @@ OPTIONS = {{ path = "{dir}/main.jsonl" }}
 [backends.main.OPTIONS.backends.probe]
 ENGINE = "celery_support.ProbeBackend"
 OPTIONS = {{ path = "{dir}/probe.jsonl" }}
+
+[backends.batched]
+ENGINE = "{async_engine}"
+[backends.batched.OPTIONS]
+backend_name = "batched"
+batch = true
+app = "celery_support.app"
+queue = "{queue}"
+[[backends.batched.OPTIONS.processors]]
+ENGINE = "eventtracking.processors.regex_filter.RegexFilter"
+OPTIONS = {{ filter_type = "allowlist", regular_expressions = ['^batch\\.'] }}
+[[backends.batched.OPTIONS.processors]]
+ENGINE = "celery_support.StampProcess"
+[backends.batched.OPTIONS.backends.probe]
+ENGINE = "celery_support.ProbeBackend"
+OPTIONS = {{ path = "{dir}/batched-probe.jsonl" }}
 {flaky_groups}
 """
 
@@ -67,6 +88,7 @@ FLAKY_GROUP = """
 ENGINE = "{async_engine}"
 [backends.{name}.OPTIONS]
 backend_name = "{name}"
+batch = true
 app = "celery_support.app"
 queue = "{queue}"
 retry_backoff = 0.05
@@ -132,10 +154,16 @@ def _broker_reachable() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def broker() -> str:
+    """The RabbitMQ URL, or skip (fail when EVENTTRACKING_REQUIRE_SERVICES=1)."""
     problem = _broker_reachable()
     if problem is not None:
         service_unavailable("RabbitMQ", f"{BROKER_URL}: {problem}")
+    return BROKER_URL
+
+
+@pytest.fixture(scope="module")
+def worker(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     directory = tmp_path_factory.mktemp("celery")
     queue = f"eventtracking-test-{uuid.uuid4().hex}"
     groups = "".join(
@@ -224,6 +252,9 @@ def by_name(records: list[Any], name: str) -> list[Any]:
     return [r for r in records if (r.get("event", r)).get("name") == name]
 
 
+# -- the default task: Open edX's send_event ---------------------------------------------
+
+
 @pytest.mark.services
 def test_processors_run_before_queueing_and_the_event_arrives_with_its_context(
     worker: Worker, tracker: Tracker
@@ -238,7 +269,7 @@ def test_processors_run_before_queueing_and_the_event_arrives_with_its_context(
         tracker.exit_context("service", scope="process")
     # The drop happened here, in the emitting process, before anything was queued.
     assert [(os.getpid(), "secret.dropped")] == celery_support.DROPPED
-    worker.wait_for("course.viewed", lambda: by_name(worker.lines("main.jsonl"), "course.viewed"))
+    worker.wait_for("course.viewed", lambda: by_name(worker.lines("probe.jsonl"), "course.viewed"))
     [event] = by_name(worker.lines("main.jsonl"), "course.viewed")
     assert event["data"] == {"course": "c1", "processed_in": os.getpid()}
     assert event["context"] == {"host": "web-1", "user_id": 7, "path": "/courses"}
@@ -246,7 +277,98 @@ def test_processors_run_before_queueing_and_the_event_arrives_with_its_context(
     assert len(event["id"]) == 36
     [probe] = by_name(worker.lines("probe.jsonl"), "course.viewed")
     assert probe["pid"] == worker.process.pid != os.getpid()  # delivered in the worker
+    # Celery's JSON serializer (kombu) carries the datetime as a datetime.
+    assert probe["timestamp_type"] == "datetime" and probe["utcoffset"] == "0:00:00"
     assert by_name(worker.lines("main.jsonl"), "secret.dropped") == []
+
+
+@pytest.mark.services
+def test_a_message_queued_by_open_edx_event_tracking_is_delivered_unchanged(
+    worker: Worker,
+) -> None:
+    # Open edX event-tracking 4.0.2's web processes run the processors, then call
+    # send_event.delay(backend_name, processed_event) with Celery's default JSON
+    # serializer: this is that message. Its worker hands the nested backends the
+    # decoded event as it is, and so must ours: processors do not run again.
+    task = celery_support.app.tasks[TASK_NAME]
+    assert celery_support.app.conf.task_serializer == "json"
+    aware = datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)
+    queued = [
+        # processors already ran where this was queued: not dropped here
+        {"name": "secret.dropped", "timestamp": aware, "data": {"a": 1}, "context": {}},
+        {"name": "edx.viewed", "timestamp": aware, "data": {"course": "c9"}, "context": {"u": 8}},
+        # kombu before 5.3 encoded datetimes as ISO strings: they arrive as strings
+        {"name": "edx.old", "timestamp": aware.isoformat(), "data": {}, "context": {}},
+    ]
+    for event in queued:  # in order: one worker, prefetch 1
+        task.apply_async(args=["main", event], queue=worker.queue)
+    worker.wait_for("edx.old", lambda: by_name(worker.lines("probe.jsonl"), "edx.old"))
+    probes = {p["event"]["name"]: p for p in worker.lines("probe.jsonl")}
+    for event in queued:
+        probe = probes[event["name"]]
+        timestamp = event["timestamp"]
+        expected_type = type(timestamp).__name__
+        assert probe["timestamp_type"] == expected_type
+        if isinstance(timestamp, datetime):
+            assert probe["utcoffset"] == "0:00:00"
+            timestamp = timestamp.isoformat()
+        assert probe["event"] == {**event, "timestamp": timestamp}
+
+
+@pytest.mark.services
+def test_our_message_is_the_one_open_edx_queues(broker: str) -> None:
+    from kombu import Connection, Queue
+
+    queue = f"eventtracking-wire-{uuid.uuid4().hex}"
+
+    def stamp(event: dict[str, Any]) -> None:
+        event["data"]["stamped"] = True
+
+    backend = AsyncRoutingBackend([stamp], {}, "xapi", app=celery_support.app, queue=queue)
+    at = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    backend.send({"name": "wire.one", "timestamp": at, "data": {"k": 1}, "context": {"u": 3}})
+    try:
+        with Connection(broker, connect_timeout=3) as connection:
+            message = None
+            deadline = time.monotonic() + 10
+            while message is None and time.monotonic() < deadline:
+                message = Queue(queue, channel=connection.default_channel).get(no_ack=True)
+            assert message is not None
+            assert message.headers["task"] == "eventtracking.tasks.send_event"
+            assert message.content_type == "application/json"
+            args, kwargs, _embed = message.decode()
+            expected = {"name": "wire.one", "data": {"k": 1, "stamped": True}, "context": {"u": 3}}
+            assert args == ["xapi", {**expected, "timestamp": at}] and kwargs == {}
+            # On the wire: kombu's typed JSON for the datetime.
+            [_name, raw] = json.loads(message.body)[0]
+            assert raw["timestamp"] == {"__type__": "datetime", "__value__": at.isoformat()}
+    finally:
+        _delete_queue(queue)
+
+
+@pytest.mark.services
+def test_send_batch_queues_one_open_edx_task_per_event(worker: Worker, tracker: Tracker) -> None:
+    now = datetime.now(UTC)
+    tracker.get_backend("main").send_batch(
+        [{"name": "plain.item", "timestamp": now, "data": {"i": i}, "context": {}} for i in (0, 1)]
+    )
+    worker.wait_for(
+        "2 events", lambda: len(by_name(worker.lines("probe.jsonl"), "plain.item")) == 2
+    )
+    probes = by_name(worker.lines("probe.jsonl"), "plain.item")
+    assert len({p["task_id"] for p in probes}) == 2
+
+
+@pytest.mark.services
+def test_an_unknown_backend_is_logged_and_retried_as_open_edx_does(worker: Worker) -> None:
+    event = {"name": "lost.one", "timestamp": datetime.now(UTC), "data": {}, "context": {}}
+    celery_support.app.tasks[TASK_NAME].apply_async(args=["nope", event], queue=worker.queue)
+    line = "[send_event] Failed to send event [lost.one] with backend [nope], [KeyError('nope')]"
+    worker.wait_for("the failure line", lambda: line in worker.log.read_text())
+    worker.wait_for("the retry", lambda: "Retry in 30s: KeyError('nope')" in worker.log.read_text())
+
+
+# -- the batched task (batch = true) ---------------------------------------------------
 
 
 @pytest.mark.services
@@ -259,29 +381,30 @@ def test_task_scope_contexts_travel_and_are_left_after_the_task(
             tracker.context("request", {"user_id": 8, "session": "s-9"}),
             tracker.context("view", {"course_id": "course-v1:X+Y+Z"}),
         ):
-            tracker.emit("ctx.inside", {})
-        tracker.emit("ctx.outside", {})
+            tracker.emit("batch.inside", {})
+        tracker.emit("batch.outside", {})
     finally:
         tracker.exit_context("service", scope="process")
 
     def probes() -> list[Any]:
-        return worker.lines("probe.jsonl")
+        return worker.lines("batched-probe.jsonl")
 
-    worker.wait_for("both probes", lambda: by_name(probes(), "ctx.outside"))
-    [inside] = by_name(probes(), "ctx.inside")
+    worker.wait_for("both probes", lambda: by_name(probes(), "batch.outside"))
+    [inside] = by_name(probes(), "batch.inside")
     # Events emitted in the worker's task see the request's task-scope contexts,
     # but not the web process's process-scope ones (the worker keeps its own).
     assert inside["names"] == ["request", "view"]
     assert inside["resolved"] == {"user_id": 8, "session": "s-9", "course_id": "course-v1:X+Y+Z"}
     assert inside["event"]["context"]["host"] == "web-1"
+    assert inside["event"]["data"]["processed_in"] == os.getpid()
     assert inside["timestamp_type"] == "datetime" and inside["utcoffset"] == "0:00:00"
-    [outside] = by_name(probes(), "ctx.outside")
+    [outside] = by_name(probes(), "batch.outside")
     assert outside["names"] == [] and outside["resolved"] == {}
 
 
 @pytest.mark.services
 def test_send_batch_is_one_task(worker: Worker, tracker: Tracker) -> None:
-    backend = tracker.get_backend("main")
+    backend = tracker.get_backend("batched")
     now = datetime.now(UTC)
     events = [
         {"id": str(uuid.uuid4()), "name": "batch.item", "timestamp": now, "data": {"i": i}}
@@ -289,9 +412,9 @@ def test_send_batch_is_one_task(worker: Worker, tracker: Tracker) -> None:
     ]
     backend.send_batch([{**event, "context": {}} for event in events])
     worker.wait_for(
-        "3 events", lambda: len(by_name(worker.lines("probe.jsonl"), "batch.item")) == 3
+        "3 events", lambda: len(by_name(worker.lines("batched-probe.jsonl"), "batch.item")) == 3
     )
-    probes = by_name(worker.lines("probe.jsonl"), "batch.item")
+    probes = by_name(worker.lines("batched-probe.jsonl"), "batch.item")
     assert [p["event"]["data"]["i"] for p in probes] == [0, 1, 2]
     assert len({p["task_id"] for p in probes}) == 1 and probes[0]["task_id"]
 
@@ -367,7 +490,10 @@ def test_eager_delivery_retries_only_the_failing_backend(eager_app: Celery) -> N
     flaky = Flaky(2, RetryableError("down", retry_after=0.0))
     steady = InMemoryBackend()
     backend = AsyncRoutingBackend(
-        "eager", backends={"flaky": flaky, "steady": steady}, app=eager_app
+        backends={"flaky": flaky, "steady": steady},
+        backend_name="eager",
+        batch=True,
+        app=eager_app,
     )
     tracker = Tracker({"async": backend})
     register_tracker(tracker)
@@ -380,7 +506,8 @@ def test_eager_delivery_retries_only_the_failing_backend(eager_app: Celery) -> N
     assert steady.events[0]["context"] == {"user_id": 1}
 
 
-def test_eager_processors_run_in_the_caller(eager_app: Celery) -> None:
+@pytest.mark.parametrize("batch", [False, True], ids=["send_event", "batched"])
+def test_eager_processors_run_in_the_caller(eager_app: Celery, batch: bool) -> None:
     seen = InMemoryBackend()
 
     def drop_b(event: dict[str, Any]) -> None:
@@ -390,8 +517,9 @@ def test_eager_processors_run_in_the_caller(eager_app: Celery) -> None:
     def add(event: dict[str, Any]) -> dict[str, Any]:
         return {**event, "data": {**event["data"], "added": True}}
 
-    backend = AsyncRoutingBackend("p", [drop_b, add], {"m": seen}, app=eager_app)
-    register_tracker(Tracker({"async": backend}))
+    # Open edX's positional order: processors, backends, backend_name.
+    backend = AsyncRoutingBackend([drop_b, add], {"m": seen}, "p", batch=batch, app=eager_app)
+    register_tracker(Tracker({"p": backend}))  # where the default task finds it
     original = {"name": "a", "timestamp": datetime.now(UTC), "data": {}, "context": {}}
     backend.send(original)
     backend.send({**original, "name": "b"})
@@ -400,6 +528,7 @@ def test_eager_processors_run_in_the_caller(eager_app: Celery) -> None:
         ("a", {"added": True}),
         ("c", {"added": True}),
     ]
+    assert seen.events[0]["timestamp"] == original["timestamp"]
     assert original["data"] == {}  # the caller's event is untouched
 
 
@@ -407,7 +536,11 @@ def test_terminal_and_exhausted_failures(eager_app: Celery) -> None:
     terminal = Flaky(1, TerminalError("no"))
     doomed = Flaky(100, RetryableError("down", retry_after=0.0))
     backend = AsyncRoutingBackend(
-        "t", backends={"doomed": doomed, "terminal": terminal}, app=eager_app, max_retries=3
+        backends={"doomed": doomed, "terminal": terminal},
+        backend_name="t",
+        batch=True,
+        app=eager_app,
+        max_retries=3,
     )
     register_tracker(Tracker({"async": backend}))
     backend.send({"name": "x", "timestamp": datetime.now(UTC), "data": {}, "context": {}})
@@ -422,7 +555,9 @@ def test_terminal_and_exhausted_failures(eager_app: Celery) -> None:
 
 
 def test_retry_delay_honours_retry_after_else_backs_off() -> None:
-    backend = AsyncRoutingBackend("d", retry_backoff=1.0, retry_backoff_max=5.0)
+    backend = AsyncRoutingBackend(
+        backend_name="d", batch=True, retry_backoff=1.0, retry_backoff_max=5.0
+    )
     asked = {"a": RetryableError("x", retry_after=3.0), "b": RetryableError("y", retry_after=9)}
     assert backend.retry_delay(0, asked) == 9
     plain = {"a": ValueError("boom")}
@@ -431,20 +566,33 @@ def test_retry_delay_honours_retry_after_else_backs_off() -> None:
         assert ceiling / 2 <= delay <= ceiling
 
 
-def test_publish_failure_is_retryable() -> None:
+@pytest.fixture
+def unreachable_app() -> Celery:
     app = Celery("down", broker="amqp://guest:guest@127.0.0.1:1//", set_as_current=False)
     app.conf.update(task_publish_retry=False, broker_connection_timeout=1)
-    backend = AsyncRoutingBackend("down", app=app)
+    return app
+
+
+def test_batched_publish_failure_is_retryable(unreachable_app: Celery) -> None:
+    backend = AsyncRoutingBackend(backend_name="down", batch=True, app=unreachable_app)
     with pytest.raises(RetryableError, match="cannot queue the task") as info:
         backend.send({"name": "x", "timestamp": datetime.now(UTC), "data": {}, "context": {}})
     assert info.value.__cause__ is not None
 
 
+def test_default_publish_failure_is_celerys_own_error(unreachable_app: Celery) -> None:
+    from kombu.exceptions import OperationalError
+
+    backend = AsyncRoutingBackend(backend_name="down", app=unreachable_app)
+    with pytest.raises(OperationalError):  # as Open edX raises it
+        backend.send({"name": "x", "timestamp": datetime.now(UTC), "data": {}, "context": {}})
+
+
 def test_find_backend_walks_nested_trees_and_says_what_to_fix() -> None:
-    inner = AsyncRoutingBackend("inner")
+    inner = AsyncRoutingBackend(backend_name="inner")
     tracker = tracker_from_config({"backends": {}})
     tracker.routing_backend.register_backend(
-        "outer", AsyncRoutingBackend("outer", backends={"inner": inner})
+        "outer", AsyncRoutingBackend(backends={"inner": inner}, backend_name="outer")
     )
     register_tracker(tracker)
     assert find_backend("inner") is inner
@@ -455,7 +603,7 @@ def test_find_backend_walks_nested_trees_and_says_what_to_fix() -> None:
 def test_find_backend_looks_inside_a_delivery_worker() -> None:
     from eventtracking.delivery import DeliveryBackend
 
-    inner = AsyncRoutingBackend("wrapped")
+    inner = AsyncRoutingBackend(backend_name="wrapped")
     delivery = DeliveryBackend(inner, mode="sync", dead_letters=False)
     register_tracker(Tracker({"reliable": delivery}))
     try:
@@ -464,15 +612,31 @@ def test_find_backend_looks_inside_a_delivery_worker() -> None:
         delivery.close()
 
 
+@pytest.mark.timeout(10)
+def test_find_backend_ends_on_mocks_and_cycles() -> None:
+    from eventtracking.backends.routing import RoutingBackend
+
+    # A MagicMock invents a new `backend`/`backends` attribute at every step,
+    # and a routing backend may contain itself: neither may loop the search.
+    loop = RoutingBackend()
+    loop.backends["self"] = loop
+    target = AsyncRoutingBackend(backend_name="found")
+    register_tracker(Tracker({"a": MagicMock(), "b": loop, "c": target}))
+    register_tracker(MagicMock(), "mocked")
+    assert find_backend("found") is target
+    with pytest.raises(ImproperlyConfigured):
+        find_backend("absent")
+
+
 def test_unknown_payload_version_is_refused() -> None:
-    register_tracker(Tracker({"x": AsyncRoutingBackend("v")}))
+    register_tracker(Tracker({"x": AsyncRoutingBackend(backend_name="v", batch=True)}))
     with pytest.raises(ImproperlyConfigured, match="payload version 99"):
         run_task(None, "v", json.dumps({"v": 99, "events": []}), None)
 
 
 def test_lifecycle() -> None:
     memory = InMemoryBackend()
-    backend = AsyncRoutingBackend("life", backends={"m": memory})
+    backend = AsyncRoutingBackend(backends={"m": memory}, backend_name="life")
     assert backend.flush(0.1) is True
     backend.close()
     backend.close()
@@ -483,12 +647,25 @@ def test_lifecycle() -> None:
         backend.send_batch([{"name": "x"}])
 
 
+def test_defaults_are_open_edx_s() -> None:
+    backend = AsyncRoutingBackend()
+    assert backend.backend_name == "" and backend.batch is False
+    assert backend.processors == [] and backend.backends == {}
+    assert (backend.app, backend.queue) == (None, None)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({}, "needs backend_name"),
-        ({"backend_name": "x", "max_retries": -1}, "max_retries"),
-        ({"backend_name": "x", "retry_backoff": 0}, "retry_backoff must be"),
+        ({"batch": True}, "needs backend_name"),
+        ({"backend_name": 5}, "backend_name must be a str"),
+        ({"batch": "yes"}, "batch must be"),
+        ({"max_retries": 3}, r"max_retries apply only to the batched task; add batch=True"),
+        ({"contexts": False, "tracker_name": "t"}, r"contexts, tracker_name apply only"),
+        ({"backend_name": "x", "batch": True, "max_retries": -1}, "max_retries"),
+        ({"backend_name": "x", "batch": True, "retry_backoff": 0}, "retry_backoff must be"),
+        ({"backend_name": "x", "batch": True, "tracker_name": ""}, "tracker_name must be"),
+        ({"backend_name": "x", "batch": True, "contexts": 1}, "contexts must be"),
         ({"backend_name": "x", "queue": ""}, "queue must be"),
         ({"backend_name": "x", "app": 42}, "app must be a Celery app"),
     ],
@@ -500,16 +677,45 @@ def test_bad_options_fail_at_construction(options: dict[str, Any], message: str)
 
 def test_config_error_names_the_path() -> None:
     with pytest.raises(ImproperlyConfigured, match=r"backends\.xapi: .*needs backend_name"):
-        tracker_from_config({"backends": {"xapi": {"ENGINE": ASYNC, "OPTIONS": {}}}})
+        tracker_from_config({"backends": {"xapi": {"ENGINE": ASYNC, "OPTIONS": {"batch": True}}}})
 
 
+def test_open_edx_settings_build_it() -> None:
+    built = tracker_from_config(
+        {
+            "backends": {
+                "event_transformer": {
+                    "ENGINE": ASYNC,
+                    "OPTIONS": {
+                        "backend_name": "event_transformer",
+                        "processors": [
+                            {
+                                "ENGINE": "eventtracking.processors.whitelist.NameWhitelistProcessor",
+                                "OPTIONS": {"whitelist": ["a"]},
+                            }
+                        ],
+                        "backends": {"m": {"ENGINE": "eventtracking.testing.InMemoryBackend"}},
+                    },
+                }
+            }
+        }
+    )
+    backend = built.get_backend("event_transformer")
+    assert isinstance(backend, AsyncRoutingBackend)
+    assert backend.backend_name == "event_transformer" and backend.batch is False
+    assert list(backend.backends) == ["m"]
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["send_event", "batched"])
 @pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
 def test_async_routing_backend_honours_the_contract(
-    eager_app: Celery, check: Callable[[Subject], None]
+    eager_app: Celery, check: Callable[[Subject], None], batch: bool
 ) -> None:
     memory = InMemoryBackend()
-    backend = AsyncRoutingBackend("contract", backends={"m": memory}, app=eager_app)
-    register_tracker(Tracker({"async": backend}))  # where the (eager) task finds it
+    backend = AsyncRoutingBackend(
+        backends={"m": memory}, backend_name="contract", batch=batch, app=eager_app
+    )
+    register_tracker(Tracker({"contract": backend}))  # where the (eager) task finds it
     try:
         check(Subject(backend, lambda: list(memory.events)))
     finally:
@@ -526,32 +732,5 @@ def test_missing_celery_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setitem(sys.modules, "kombu.exceptions", None)
     for module in ("eventtracking.backends.async_routing", "eventtracking.tasks"):
         monkeypatch.delitem(sys.modules, module)
-        with pytest.raises(MissingExtraError, match=r"pip install 'eventtracking\[celery\]'"):
+        with pytest.raises(MissingExtraError, match=r"pip install 'event-tracking\[celery\]'"):
             importlib.import_module(module)
-
-
-@pytest.mark.services
-def test_a_message_queued_by_open_edx_event_tracking_is_delivered(
-    worker: Worker, tracker: Tracker
-) -> None:
-    # During an upgrade, web processes still running Open edX event-tracking
-    # queue 'eventtracking.tasks.send_event' with one JSON event; the backend's
-    # processors then run in the worker, as they did there.
-    from eventtracking.tasks import LEGACY_TASK_NAME
-
-    for name in ("secret.dropped", "legacy.viewed"):  # in order: one worker, prefetch 1
-        event = {
-            "name": name,
-            "timestamp": "2026-11-25T10:00:00+00:00",
-            "data": {"course": "c9"},
-            "context": {"user_id": 8},
-        }
-        celery_support.app.send_task(
-            LEGACY_TASK_NAME, args=("main", json.dumps(event)), queue=worker.queue
-        )
-    worker.wait_for("legacy.viewed", lambda: by_name(worker.lines("main.jsonl"), "legacy.viewed"))
-    [stored] = by_name(worker.lines("main.jsonl"), "legacy.viewed")
-    assert stored["data"] == {"course": "c9", "processed_in": worker.process.pid}
-    assert stored["context"] == {"user_id": 8}
-    assert stored["timestamp"].startswith("2026-11-25T10:00:00")
-    assert by_name(worker.lines("main.jsonl"), "secret.dropped") == []

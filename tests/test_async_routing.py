@@ -680,6 +680,9 @@ def test_config_error_names_the_path() -> None:
         tracker_from_config({"backends": {"xapi": {"ENGINE": ASYNC, "OPTIONS": {"batch": True}}}})
 
 
+WHITELIST = "eventtracking.processors.whitelist.NameWhitelistProcessor"
+
+
 def test_open_edx_settings_build_it() -> None:
     built = tracker_from_config(
         {
@@ -690,7 +693,7 @@ def test_open_edx_settings_build_it() -> None:
                         "backend_name": "event_transformer",
                         "processors": [
                             {
-                                "ENGINE": "eventtracking.processors.whitelist.NameWhitelistProcessor",
+                                "ENGINE": WHITELIST,
                                 "OPTIONS": {"whitelist": ["a"]},
                             }
                         ],

@@ -342,10 +342,12 @@ def test_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from eventtracking.exceptions import MissingExtraError
 
     monkeypatch.setitem(sys.modules, "httpx", None)  # makes `import httpx` fail
-    for module in ("eventtracking.backends.http", "eventtracking.backends.segment"):
+    for module in ("eventtracking.backends.http", "eventtracking.backends.segment_http"):
         monkeypatch.delitem(sys.modules, module)
-        with pytest.raises(MissingExtraError, match=r"pip install 'eventtracking\[http\]'"):
+        with pytest.raises(MissingExtraError, match=r"pip install 'event-tracking\[http\]'"):
             importlib.import_module(module)
-    spec = {"ENGINE": "eventtracking.backends.segment.SegmentBackend", "OPTIONS": {}}
-    with pytest.raises(ImproperlyConfigured, match=r"backends\.s\.ENGINE: .*eventtracking\[http\]"):
+    spec = {"ENGINE": "eventtracking.backends.segment_http.SegmentHTTPBackend", "OPTIONS": {}}
+    with pytest.raises(
+        ImproperlyConfigured, match=r"backends\.s\.ENGINE: .*event-tracking\[http\]"
+    ):
         tracker_from_config({"backends": {"s": spec}})

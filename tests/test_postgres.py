@@ -201,7 +201,7 @@ def test_events_round_trip_through_a_tracker_with_awkward_text(table: tuple[str,
         "nul": "before\x00after",
         "deep": {"list": [1, 2.5, None, True, {"k": "v"}]},
     }
-    with Tracker({"pg": PostgresBackend(dsn, name, batch_size=10)}) as tracker:
+    with Tracker({"pg": PostgresBackend(dsn, name, batch_size=10)}, envelope="full") as tracker:
         tracker.enter_context("request", {"user_id": 7, "path": "/x\ty"})
         tracker.emit("edx.test\tname", awkward)
         tracker.emit("edx.plain", {"n": 1})
@@ -407,7 +407,7 @@ def test_without_the_driver_the_error_names_the_extra() -> None:
     ).stdout.splitlines()
     assert (
         out
-        == ["psycopg is not installed; install it with: pip install 'eventtracking[postgres]'"] * 2
+        == ["psycopg is not installed; install it with: pip install 'event-tracking[postgres]'"] * 2
     )
 
 
@@ -589,7 +589,7 @@ def test_the_command_line_explains_a_missing_table(table: tuple[str, str]) -> No
 
 def test_documentation_versions_are_stored_once_next_to_the_events(table: tuple[str, str]) -> None:
     dsn, name = table
-    with Tracker({"pg": PostgresBackend(dsn, name, batch_size=1)}) as tracker:
+    with Tracker({"pg": PostgresBackend(dsn, name, batch_size=1)}, envelope="full") as tracker:
         v1 = tracker.register("edx.video.played", "Started a video.", {"video_id": "The video."})
         ctx = tracker.register_context("request", "Per request.", {"user_id": "The learner."})
         tracker.enter_context("request", {"user_id": 7})
@@ -624,7 +624,7 @@ def test_catalogue_summaries_answer_like_the_sqlite_store(
 
 def test_the_catalog_command_reads_a_postgresql_store(table: tuple[str, str]) -> None:
     dsn, name = table
-    with Tracker({"pg": PostgresBackend(dsn, name)}) as tracker:
+    with Tracker({"pg": PostgresBackend(dsn, name)}, envelope="full") as tracker:
         tracker.register("edx.video.played", "Started a video.", {"video_id": "The video."})
         tracker.emit("edx.video.played", {"video_id": "a", "speed": 2})
     result = run("catalog", "--store", table_url(dsn, name))

@@ -517,7 +517,7 @@ def test_without_the_driver_the_error_names_the_extra() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     ).stdout.splitlines()
     assert (
-        out == ["redis is not installed; install it with: pip install 'eventtracking[redis]'"] * 2
+        out == ["redis is not installed; install it with: pip install 'event-tracking[redis]'"] * 2
     )
 
 
@@ -532,7 +532,7 @@ def test_documentation_versions_travel_with_the_stream_to_the_store(
 
     url, name = stream
     backend = RedisStreamBackend(url, name)
-    tracker = Tracker({"redis": backend})
+    tracker = Tracker({"redis": backend}, envelope="full")
     version = tracker.register("video.played", "A video started.", {"id": "Which video."})
     context = tracker.register_context("course", "The course.", {"course_id": "Its key."})
     with tracker.context("course", {"course_id": "c1"}):

@@ -1,4 +1,4 @@
-"""SegmentBackend: the batch API format, the Open edX field mapping and skipped events."""
+"""SegmentHTTPBackend: the batch API format, the Open edX field mapping and skipped events."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import pytest
 
 from backend_contract import CHECKS, Subject
 from eventtracking import Tracker, diagnostics, tracker_from_config
-from eventtracking.backends.segment import DEFAULT_ENDPOINT, MAX_MESSAGE_BYTES, SegmentBackend
+from eventtracking.backends.segment_http import (
+    DEFAULT_ENDPOINT,
+    MAX_MESSAGE_BYTES,
+    SegmentHTTPBackend,
+)
 from eventtracking.exceptions import RetryableError, TerminalError
 from http_recorder import HTTPRecorder
 
@@ -26,8 +30,8 @@ def server() -> Iterator[HTTPRecorder]:
 
 
 @pytest.fixture
-def segment(server: HTTPRecorder) -> Iterator[SegmentBackend]:
-    backend = SegmentBackend(WRITE_KEY, endpoint=server.url + "/v1/batch")
+def segment(server: HTTPRecorder) -> Iterator[SegmentHTTPBackend]:
+    backend = SegmentHTTPBackend(WRITE_KEY, endpoint=server.url + "/v1/batch")
     yield backend
     backend.close()
 
@@ -59,7 +63,7 @@ def make_event(context: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_batch_api_format_field_by_field(server: HTTPRecorder, segment: SegmentBackend) -> None:
+def test_batch_api_format_field_by_field(server: HTTPRecorder, segment: SegmentHTTPBackend) -> None:
     before = datetime.now(UTC)
     segment.send(make_event(FULL_CONTEXT))
     [request] = server.requests
@@ -100,7 +104,7 @@ def test_batch_api_format_field_by_field(server: HTTPRecorder, segment: SegmentB
     assert set(context) == {"ip", "userAgent", "page", "Google Analytics", "library"}
 
 
-def test_context_page_is_the_url_when_given(segment: SegmentBackend) -> None:
+def test_context_page_is_the_url_when_given(segment: SegmentHTTPBackend) -> None:
     message = segment.message(make_event({"user_id": 1, "page": "https://x.org/p?q=1"}))
     assert message is not None
     assert message["context"]["page"] == {"url": "https://x.org/p?q=1"}
@@ -111,7 +115,7 @@ def test_context_page_is_the_url_when_given(segment: SegmentBackend) -> None:
     assert message["context"]["page"] == {"path": "/a", "url": "https://x.org/p"}
 
 
-def test_minimal_context_maps_only_what_exists(segment: SegmentBackend) -> None:
+def test_minimal_context_maps_only_what_exists(segment: SegmentHTTPBackend) -> None:
     message = segment.message(make_event({"user_id": "u-1", "path": "/only-path"}))
     assert message is not None
     assert message["userId"] == "u-1"
@@ -122,7 +126,7 @@ def test_minimal_context_maps_only_what_exists(segment: SegmentBackend) -> None:
 
 
 def test_events_without_user_id_are_skipped_counted_and_warned_once(
-    server: HTTPRecorder, segment: SegmentBackend, caplog: pytest.LogCaptureFixture
+    server: HTTPRecorder, segment: SegmentHTTPBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     anonymous = {k: v for k, v in FULL_CONTEXT.items() if k != "user_id"}
     with caplog.at_level(logging.WARNING, logger="eventtracking"):
@@ -137,7 +141,7 @@ def test_events_without_user_id_are_skipped_counted_and_warned_once(
 
 
 def test_a_mixed_batch_sends_only_the_events_with_a_user(
-    server: HTTPRecorder, segment: SegmentBackend
+    server: HTTPRecorder, segment: SegmentHTTPBackend
 ) -> None:
     events = [
         make_event({"user_id": 1}, id="a"),
@@ -151,7 +155,7 @@ def test_a_mixed_batch_sends_only_the_events_with_a_user(
     assert diagnostics.snapshot()["segment.skipped_no_user_id"] == 1
 
 
-def test_from_a_tracker_with_contexts(server: HTTPRecorder, segment: SegmentBackend) -> None:
+def test_from_a_tracker_with_contexts(server: HTTPRecorder, segment: SegmentHTTPBackend) -> None:
     tracker = Tracker({"segment": segment})
     with tracker.context("request", {"user_id": 5, "ip": "198.51.100.1", "agent": "curl"}):
         tracker.emit("edx.video.played", {"video_id": "v1"})
@@ -166,7 +170,7 @@ def test_from_a_tracker_with_contexts(server: HTTPRecorder, segment: SegmentBack
 
 
 def test_properties_event_sends_the_whole_event_like_open_edx(server: HTTPRecorder) -> None:
-    backend = SegmentBackend(WRITE_KEY, endpoint=server.url, properties="event")
+    backend = SegmentHTTPBackend(WRITE_KEY, endpoint=server.url, properties="event")
     backend.send(make_event({"user_id": 1, "course_id": "c"}))
     [message] = server.requests[0].json()["batch"]
     assert message["properties"]["name"] == "edx.course.enrollment.activated"
@@ -174,7 +178,7 @@ def test_properties_event_sends_the_whole_event_like_open_edx(server: HTTPRecord
     assert message["properties"]["context"] == {"user_id": 1, "course_id": "c"}
 
 
-def test_events_without_id_get_a_stable_message_id(segment: SegmentBackend) -> None:
+def test_events_without_id_get_a_stable_message_id(segment: SegmentHTTPBackend) -> None:
     event = make_event({"user_id": 1})
     del event["id"]
     first, again = segment.message(event), segment.message(dict(event))
@@ -184,7 +188,7 @@ def test_events_without_id_get_a_stable_message_id(segment: SegmentBackend) -> N
 
 
 def test_oversize_messages_are_skipped_and_counted(
-    server: HTTPRecorder, segment: SegmentBackend
+    server: HTTPRecorder, segment: SegmentHTTPBackend
 ) -> None:
     big = make_event({"user_id": 1}, data={"blob": "x" * MAX_MESSAGE_BYTES})
     segment.send_batch([big, make_event({"user_id": 2})])
@@ -194,7 +198,7 @@ def test_oversize_messages_are_skipped_and_counted(
 
 
 def test_batches_split_at_batch_size(server: HTTPRecorder) -> None:
-    backend = SegmentBackend(WRITE_KEY, endpoint=server.url, batch_size=2)
+    backend = SegmentHTTPBackend(WRITE_KEY, endpoint=server.url, batch_size=2)
     backend.send_batch([make_event({"user_id": i}, id=str(i)) for i in range(5)])
     assert [[m["messageId"] for m in r.json()["batch"]] for r in server.requests] == [
         ["0", "1"],
@@ -204,7 +208,7 @@ def test_batches_split_at_batch_size(server: HTTPRecorder) -> None:
 
 
 def test_http_failures_use_the_shared_transport_rules(
-    server: HTTPRecorder, segment: SegmentBackend
+    server: HTTPRecorder, segment: SegmentHTTPBackend
 ) -> None:
     server.reply(429, headers={"Retry-After": "2"})
     server.reply(500)
@@ -224,22 +228,22 @@ def test_write_key_from_the_environment_and_missing_key(
     server: HTTPRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SEGMENT_WRITE_KEY", "from-env")
-    backend = SegmentBackend(endpoint=server.url)
+    backend = SegmentHTTPBackend(endpoint=server.url)
     backend.send(make_event({"user_id": 1}))
     key = base64.b64encode(b"from-env:").decode()
     assert server.requests[0].headers["authorization"] == f"Basic {key}"
     monkeypatch.delenv("SEGMENT_WRITE_KEY")
     with pytest.raises(ValueError, match="SEGMENT_WRITE_KEY"):
-        SegmentBackend()
+        SegmentHTTPBackend()
 
 
 def test_defaults_and_bad_options() -> None:
-    backend = SegmentBackend(WRITE_KEY)
+    backend = SegmentHTTPBackend(WRITE_KEY)
     assert backend.transport.url == DEFAULT_ENDPOINT == "https://api.segment.io/v1/batch"
     with pytest.raises(ValueError, match="properties"):
-        SegmentBackend(WRITE_KEY, properties="all")  # type: ignore[arg-type]
+        SegmentHTTPBackend(WRITE_KEY, properties="all")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch_size"):
-        SegmentBackend(WRITE_KEY, batch_size=0)
+        SegmentHTTPBackend(WRITE_KEY, batch_size=0)
 
 
 def test_configured_like_open_edx(server: HTTPRecorder) -> None:
@@ -251,7 +255,7 @@ def test_configured_like_open_edx(server: HTTPRecorder) -> None:
                     "OPTIONS": {
                         "backends": {
                             "segment": {
-                                "ENGINE": "eventtracking.backends.segment.SegmentBackend",
+                                "ENGINE": "eventtracking.backends.segment_http.SegmentHTTPBackend",
                                 "OPTIONS": {"write_key": WRITE_KEY, "endpoint": server.url},
                             }
                         },
@@ -274,7 +278,7 @@ def test_configured_like_open_edx(server: HTTPRecorder) -> None:
     assert [m["event"] for r in server.requests for m in r.json()["batch"]] == ["edx.video.played"]
 
 
-def test_close_is_idempotent_and_send_after_close_raises(segment: SegmentBackend) -> None:
+def test_close_is_idempotent_and_send_after_close_raises(segment: SegmentHTTPBackend) -> None:
     assert segment.flush(0.0) is True
     segment.close()
     segment.close()
@@ -286,7 +290,7 @@ def test_close_is_idempotent_and_send_after_close_raises(segment: SegmentBackend
 def test_segment_backend_honours_the_contract(
     server: HTTPRecorder, check: Callable[[Subject], None]
 ) -> None:
-    backend = SegmentBackend(WRITE_KEY, endpoint=server.url)
+    backend = SegmentHTTPBackend(WRITE_KEY, endpoint=server.url)
 
     def read() -> list[dict[str, Any]]:
         # Back from Segment's vocabulary to the event's, for the contract's reader.

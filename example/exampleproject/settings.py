@@ -79,7 +79,9 @@ if os.environ.get("SEGMENT_WRITE_KEY"):
     EVENT_TRACKING_BACKENDS["segmentio"] = {
         "ENGINE": "eventtracking.backends.routing.RoutingBackend",
         "OPTIONS": {
-            "backends": {"segment": {"ENGINE": "eventtracking.backends.segment.SegmentBackend"}},
+            "backends": {
+                "segment": {"ENGINE": "eventtracking.backends.segment_http.SegmentHTTPBackend"}
+            },
             "processors": [
                 {
                     "ENGINE": "eventtracking.processors.whitelist.NameWhitelistProcessor",
@@ -90,6 +92,10 @@ if os.environ.get("SEGMENT_WRITE_KEY"):
     }
 EVENT_TRACKING_PROCESSORS = [{"ENGINE": "eventtracking.processors.redact.Redactor"}]
 EVENT_TRACKING_VALIDATION = "warn"
+# Opt-ins beyond Open edX's behaviour: event ids and documentation versions on every
+# event, and each app's events.py imported at start-up (shop/events.py documents types).
+EVENT_TRACKING_ENVELOPE = "full"
+EVENT_TRACKING_AUTODISCOVER = True
 EVENT_TRACKING_ON_COMMIT = ["shop.order.*"]
 EVENT_TRACKING_REQUEST_EVENT = "server.request"
 TRACKING_IGNORE_URL_PATTERNS = [r"^/static/", r"^/favicon"]

@@ -10,6 +10,7 @@ The public API (see README)::
 
 from __future__ import annotations
 
+from ._version import __version__
 from .backends.jsonl import JSONLinesBackend
 from .backends.logger import LoggerBackend
 from .backends.routing import RoutingBackend
@@ -32,9 +33,8 @@ from .processors import (
     Sampler,
 )
 from .store import Query, open_store
-from .tracker import Tracker, emit, get_tracker, register_tracker
-
-__version__ = "0.1.0"
+from .track import emit, get_tracker
+from .tracker import Tracker, register_tracker
 
 __all__ = [
     "DefaultContextLocator",

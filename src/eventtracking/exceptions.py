@@ -7,8 +7,12 @@ class EventTrackingError(Exception):
     """Root of every exception raised by eventtracking."""
 
 
-class ImproperlyConfigured(EventTrackingError):
-    """The configuration cannot be used; the message names the path and the fix."""
+class ImproperlyConfigured(EventTrackingError, ValueError):
+    """The configuration cannot be used; the message names the path and the fix.
+
+    A `ValueError` too, as the configuration errors of Open edX event-tracking
+    are, so existing ``except ValueError`` clauses keep catching them.
+    """
 
 
 class EventError(EventTrackingError, ValueError):
@@ -37,7 +41,7 @@ class MissingExtraError(EventTrackingError, ImportError):
 
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
-            f"{module} is not installed; install it with: pip install 'eventtracking[{extra}]'"
+            f"{module} is not installed; install it with: pip install 'event-tracking[{extra}]'"
         )
 
 

@@ -1,4 +1,4 @@
-"""POST events as JSON batches to an HTTP endpoint (httpx, ``pip install 'eventtracking[http]'``).
+"""POST events as JSON batches to an HTTP endpoint (httpx, ``pip install 'event-tracking[http]'``).
 
 `HTTPBackend` sends a JSON array of events, gzip-compressed by default, in
 one POST per `send_batch` call (more than one only when the batch exceeds
@@ -17,7 +17,7 @@ the exceptions the delivery worker understands:
 * Connection errors and timeouts: `HTTPRetryableError` with status None.
 
 `HTTPTransport` is the shared part (client, auth, gzip, status handling);
-`SegmentBackend` reuses it.
+`SegmentHTTPBackend` reuses it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .. import __version__
+from .._version import __version__
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
 from ..serialization import dumps
 

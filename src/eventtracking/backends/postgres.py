@@ -1,4 +1,4 @@
-"""Store events in PostgreSQL (``pip install 'eventtracking[postgres]'``).
+"""Store events in PostgreSQL (``pip install 'event-tracking[postgres]'``).
 
 Events are buffered and written in batches of `batch_size`, each with one
 COPY in one transaction (see `store.postgres`); a batch is also written

@@ -1,4 +1,4 @@
-"""Publish events to a Redis stream (``pip install 'eventtracking[redis]'``).
+"""Publish events to a Redis stream (``pip install 'event-tracking[redis]'``).
 
 Each event becomes one stream entry with a single field, ``event``, holding
 the event's JSON bytes (the one encoder, `serialization.dumps`). Events are

@@ -1,188 +1,107 @@
-"""Send events to Segment's batch HTTP API, with the Open edX `SegmentBackend` semantics.
+"""Send events to Segment through the host's ``analytics`` module (the Open edX `SegmentBackend`).
 
-Each event becomes a Segment ``track`` call; a batch of them is one POST of
-``{"batch": [{"type": "track", ...}, ...], "sentAt": ...}`` to the batch
-endpoint, authenticated with the source's write key as the basic-auth user.
-The HTTP transport (gzip, status handling, `RetryableError` /
-`TerminalError`) is `eventtracking.backends.http.HTTPTransport`, shared with
-`HTTPBackend`; retries belong to the delivery worker.
+The host application configures Segment's Python library once, globally, as
+edx-platform does (``analytics.write_key = settings.LMS_SEGMENT_KEY``); this
+backend only calls ``analytics.track(user_id, name, event, context=...)``
+with the whole event as the properties. It takes no options and never raises
+at construction. It looks for the module ``analytics`` (the name Open edX
+imports); failing that, for ``segment.analytics`` (segment-analytics-python),
+but only once the host has given that one a write key. With neither, events
+are not sent (counted under ``segment.not_configured``, warned about once).
 
-Field mapping (from the event to the Segment message):
+Segment's ``context`` is built from the event context as Open edX builds it:
 
 =====================  ==========================================
-``context.user_id``    ``userId`` (as a string); required
-``name``               ``event``
-``data``               ``properties`` (``properties="event"``: the whole
-                       event, as the Open edX backend sent it)
-``timestamp``          ``timestamp`` (ISO 8601)
-``id``                 ``messageId`` (Segment de-duplicates on it)
+``context.client_id``  ``context["Google Analytics"].clientId``
 ``context.ip``         ``context.ip``
 ``context.agent``      ``context.userAgent``
 ``context.path``       ``context.page.path``
 ``context.referer``    ``context.page.referrer``
 ``context.page``       ``context.page.url``; without it, ``https://`` +
                        ``context.host`` + ``context.path`` when both exist
-``context.client_id``  ``context["Google Analytics"].clientId``
 =====================  ==========================================
 
-Events without ``context.user_id`` are skipped (Segment needs a user):
-counted under ``segment.skipped_no_user_id`` and warned about once. A message
-over Segment's 32 KB limit is skipped and counted under
-``segment.oversize_dropped``, with a warning once per event name. Events
-without an ``id`` (``envelope="openedx"``) get a ``messageId`` derived from
-their content, so a retried batch keeps its ids.
+Events without a name or ``context.user_id`` are skipped, as in Open edX.
+To send to Segment's batch API without the ``analytics`` module, with
+batching and retries, see `eventtracking.backends.segment_http.SegmentHTTPBackend`.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlunsplit
 
-from .. import __version__, diagnostics
-from ..serialization import dumps
-from .http import HTTPTransport, chunks
+from .. import diagnostics
 
-__all__ = ["DEFAULT_ENDPOINT", "SegmentBackend"]
+__all__ = ["SegmentBackend"]
 
-DEFAULT_ENDPOINT: Final = "https://api.segment.io/v1/batch"
-MAX_MESSAGE_BYTES: Final = 32 * 1024  # Segment's documented per-message limit
-MAX_BATCH_BYTES: Final = 500 * 1024  # Segment's documented per-request limit
-WRITE_KEY_ENV: Final = "SEGMENT_WRITE_KEY"
-_LIBRARY: Final = {"name": "eventtracking", "version": __version__}
-_MESSAGE_ID_NAMESPACE: Final = uuid.UUID("5d2f9a55-8f0e-4c3b-9d57-3c1d2a9e7b10")
-Properties = Literal["data", "event"]
+analytics: Any
+try:
+    import analytics  # type: ignore[import-not-found,no-redef]
+except ImportError:
+    analytics = None
+
+
+def _segment_analytics() -> ModuleType | None:
+    """segment-analytics-python's module, when installed and given a write key by the host."""
+    try:
+        from segment import analytics as module  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return module if getattr(module, "write_key", None) else None
 
 
 class SegmentBackend:
-    """Send events as Segment ``track`` calls through the batch HTTP API (module docs).
+    """Send each event as a Segment ``track`` call through ``analytics`` (see module docs)."""
 
-    `write_key` is the Segment source's write key; None reads it from the
-    ``SEGMENT_WRITE_KEY`` environment variable (so an Open edX configuration
-    without options keeps working). `endpoint` is the batch URL (for the EU
-    region, ``https://events.eu1.segmentapis.com/v1/batch``). `batch_size`
-    caps the messages per request; requests also stay under Segment's 500 KB.
-
-    Failures raise `RetryableError` / `TerminalError` as `HTTPBackend` does.
-    Thread-safe; `close()` is idempotent, sending afterwards raises RuntimeError.
-    """
-
-    def __init__(
-        self,
-        write_key: str | None = None,
-        endpoint: str = DEFAULT_ENDPOINT,
-        timeout: float = 10.0,
-        gzip: bool = True,
-        batch_size: int = 100,
-        properties: Properties = "data",
-    ) -> None:
-        key = write_key if write_key is not None else os.environ.get(WRITE_KEY_ENV)
-        if not isinstance(key, str) or not key:
-            raise ValueError(
-                "SegmentBackend needs write_key (the write key of your Segment source) "
-                f"or the {WRITE_KEY_ENV} environment variable"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
-        if properties not in ("data", "event"):
-            raise ValueError(f"properties must be 'data' or 'event', not {properties!r}")
-        self.batch_size = batch_size
-        self.properties: Properties = properties
-        self.transport = HTTPTransport(endpoint, auth=(key, ""), timeout=timeout, gzip=gzip)
-
-    def send(self, event: dict[str, Any]) -> None:
-        """Send one event (a batch of one); skipped when it has no ``context.user_id``."""
-        self.send_batch([event])
-
-    def send_batch(self, events: Sequence[dict[str, Any]]) -> None:
-        """Send the events that have a user as one batch request (split beyond the limits)."""
-        if self.transport.closed:
-            raise RuntimeError(f"SegmentBackend({self.transport.where!r}) is closed")
-        encoded: list[bytes] = []
-        for event in events:
-            message = self.message(event)
-            if message is None:
-                continue
-            data = dumps(message)
-            if len(data) > MAX_MESSAGE_BYTES:
-                self._oversize(event, len(data))
-                continue
-            encoded.append(data)
-        overhead = len(b'{"batch":[],"sentAt":""}') + 32  # 32 covers the sentAt timestamp
-        for run in chunks(encoded, self.batch_size, MAX_BATCH_BYTES, overhead):
-            sent_at = dumps({"sentAt": datetime.now(UTC)})[1:]  # b'"sentAt":"..."}'
-            self.transport.post(b'{"batch":[' + b",".join(run) + b"]," + sent_at)
-
-    def message(self, event: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The Segment ``track`` message for `event`, or None when it has no user id."""
-        context = event.get("context")
-        if not isinstance(context, Mapping):
-            context = {}
-        user_id = context.get("user_id")
-        if user_id is None or user_id == "":
-            diagnostics.increment("segment.skipped_no_user_id")
+    def send(self, event: Mapping[str, Any]) -> None:
+        """Track `event` for its ``context.user_id``; skip it without a name or a user id."""
+        client = analytics if analytics is not None else _segment_analytics()
+        if client is None:
+            diagnostics.increment("segment.not_configured")
             diagnostics.warn_once(
-                ("segment.no_user_id",),
-                "SegmentBackend skips events without context.user_id (Segment needs a user); "
-                "counted under segment.skipped_no_user_id",
+                ("segment.not_configured",),
+                "SegmentBackend: no configured Segment 'analytics' module; events are not sent "
+                "(install segment-analytics-python and set its write_key)",
             )
-            return None
-        message: dict[str, Any] = {
-            "type": "track",
-            "userId": str(user_id),
-            "event": event.get("name"),
-            "properties": event.get("data", {}) if self.properties == "data" else event,
-            "context": _segment_context(context),
-            "messageId": str(event.get("id") or _content_id(event)),
-        }
-        timestamp = event.get("timestamp")
-        if timestamp is not None:
-            message["timestamp"] = timestamp
-        return message
-
-    def _oversize(self, event: Mapping[str, Any], size: int) -> None:
-        name = str(event.get("name"))
-        diagnostics.increment("segment.oversize_dropped")
-        diagnostics.warn_once(
-            ("segment.oversize", name),
-            "event %r is %d bytes as a Segment message, over Segment's limit of %d: not sent",
-            name,
-            size,
-            MAX_MESSAGE_BYTES,
-        )
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Nothing is ever held back; True."""
-        return True
-
-    def close(self) -> None:
-        """Close the connections; idempotent."""
-        self.transport.close()
+            return
+        context = event.get("context", {})
+        user_id = context.get("user_id")
+        name = event.get("name")
+        if name is None or user_id is None:
+            return
+        client.track(user_id, name, event, context=segment_context(context))
 
 
-def _segment_context(context: Mapping[str, Any]) -> dict[str, Any]:
-    """Segment's ``context`` object from an Open edX event context."""
-    result: dict[str, Any] = {"library": _LIBRARY}
-    if context.get("ip"):
-        result["ip"] = context["ip"]
-    if context.get("agent"):
-        result["userAgent"] = context["agent"]
-    path, referer, url = context.get("path"), context.get("referer"), context.get("page")
-    if path and not url and context.get("host"):
-        # The Open edX rule: rebuild the page URL from host and path (scheme assumed).
-        url = f"https://{context['host']}{path if str(path).startswith('/') else '/' + str(path)}"
-    page = {
-        key: value for key, value in (("path", path), ("referrer", referer), ("url", url)) if value
-    }
-    if page:
+def segment_context(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Segment's ``context`` for an Open edX event context (only the fields that are set)."""
+    result: dict[str, Any] = {}
+    client_id = context.get("client_id")
+    if client_id is not None:
+        result["Google Analytics"] = {"clientId": client_id}
+    ip = context.get("ip")
+    if ip is not None:
+        result["ip"] = ip
+    agent = context.get("agent")
+    if agent is not None:
+        result["userAgent"] = agent
+    path = context.get("path")
+    referer = context.get("referer")
+    url = context.get("page")
+    if path and not url:
+        host = context.get("host")
+        if host:
+            # Segment reads host and path from the URL; the scheme is a guess it ignores.
+            url = urlunsplit(("https", host, path, "", ""))
+    if path is not None or referer is not None or url is not None:
+        page: dict[str, Any] = {}
+        if path is not None:
+            page["path"] = path
+        if referer is not None:
+            page["referrer"] = referer
+        if url is not None:
+            page["url"] = url
         result["page"] = page
-    if context.get("client_id"):
-        result["Google Analytics"] = {"clientId": context["client_id"]}
     return result
-
-
-def _content_id(event: Mapping[str, Any]) -> uuid.UUID:
-    """A message id that stays the same when the same event is sent again."""
-    return uuid.uuid5(_MESSAGE_ID_NAMESPACE, dumps(event).decode("utf-8"))

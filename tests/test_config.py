@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from eventtracking import diagnostics, tracker
+from eventtracking import diagnostics, track, tracker
 from eventtracking.backends.jsonl import JSONLinesBackend
 from eventtracking.backends.logger import LoggerBackend
 from eventtracking.backends.routing import RoutingBackend
@@ -598,18 +598,18 @@ class TestDefaultTrackerFromEnvironment:
     ) -> None:
         path = write(tmp_path, TOML)
         monkeypatch.setenv("EVENTTRACKING_CONFIG", str(path))
-        default = tracker.get_tracker()
-        assert default is tracker.get_tracker()
+        default = track.get_tracker()
+        assert default is track.get_tracker()
         assert tracker.TRACKERS[tracker.DEFAULT_TRACKER_NAME] is default
         assert default.envelope == "openedx"
-        tracker.emit("edx.video.played", {"pos": 2})
+        track.emit("edx.video.played", {"pos": 2})
         assert default.get_backend("videos").backends["memory"].names() == ["edx.video.played"]
 
     def test_without_env_var_default_logs_to_tracking(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.delenv("EVENTTRACKING_CONFIG", raising=False)
-        default = tracker.get_tracker()
+        default = track.get_tracker()
         backend = default.get_backend("tracking")
         assert isinstance(backend, LoggerBackend)
         assert backend.event_logger.name == "tracking"
@@ -619,7 +619,7 @@ class TestDefaultTrackerFromEnvironment:
     ) -> None:
         monkeypatch.setenv("EVENTTRACKING_CONFIG", str(tmp_path / "missing.toml"))
         with pytest.raises(ImproperlyConfigured, match="not found"):
-            tracker.get_tracker()
+            track.get_tracker()
         assert tracker.DEFAULT_TRACKER_NAME not in tracker.TRACKERS
 
     def test_registered_tracker_wins_over_env_var(
@@ -628,7 +628,7 @@ class TestDefaultTrackerFromEnvironment:
         monkeypatch.setenv("EVENTTRACKING_CONFIG", str(tmp_path / "missing.toml"))
         mine = tracker_from_config({"backends": {"m": {"ENGINE": MEMORY}}})
         tracker.register_tracker(mine)
-        assert tracker.get_tracker() is mine
+        assert track.get_tracker() is mine
 
     def test_other_names_are_key_errors(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("EVENTTRACKING_CONFIG", raising=False)

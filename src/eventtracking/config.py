@@ -3,7 +3,8 @@
 A component is a mapping ``{"ENGINE": "dotted.path.Class", "OPTIONS": {...}}``
 (lower-case ``engine``/``options`` also work). Option values that are
 themselves components are built first, recursively, as are the ``backends``
-mapping and ``processors`` list of a routing backend, so the Open edX
+mapping and ``processors`` list of a routing backend, and components found
+at any depth of other mappings and lists in ``OPTIONS``, so the Open edX
 ``EVENT_TRACKING_BACKENDS`` tree and a TOML file go through the same code.
 
 Every error is an `ImproperlyConfigured` whose message starts with the path in
@@ -26,12 +27,13 @@ from typing import Any
 from .backends.logger import LoggerBackend
 from .exceptions import ImproperlyConfigured
 from .registry import POLICIES, Registry, load_catalogue
-from .tracker import ENVELOPES, Tracker, set_default_factory
+from .tracker import ENVELOPES, Tracker
 
 __all__ = [
     "build_backends",
     "build_default_tracker",
     "build_processors",
+    "build_tree",
     "import_object",
     "instantiate",
     "load_tracker",
@@ -97,14 +99,25 @@ def instantiate(spec: Mapping[str, Any], path: str = "") -> Any:
 
 
 def _build_option(key: str, value: Any, path: str) -> Any:
-    if _is_component(value):
-        return instantiate(value, path)
-    if key == "backends" and isinstance(value, Mapping):
+    if key == "backends" and isinstance(value, Mapping) and not _is_component(value):
         return build_backends(value, path)
     if key == "processors" and isinstance(value, list):
         return build_processors(value, path)
-    if isinstance(value, list) and any(_is_component(item) for item in value):
-        return [instantiate(item, f"{path}.{i}") for i, item in enumerate(value)]
+    return build_tree(value, path)
+
+
+def build_tree(value: Any, path: str) -> Any:
+    """`value` with every component in it built, at any depth of mappings and lists.
+
+    Mappings (other than components) come back as new dicts and lists as new
+    lists, as Open edX builds them; any other value is returned as it is.
+    """
+    if _is_component(value):
+        return instantiate(value, path)
+    if isinstance(value, Mapping):
+        return {key: build_tree(item, f"{path}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [build_tree(item, f"{path}.{i}") for i, item in enumerate(value)]
     return value
 
 
@@ -321,9 +334,6 @@ def build_default_tracker() -> Tracker:
     if path:
         return load_tracker(path)
     return Tracker({"tracking": LoggerBackend(name="tracking", max_event_size=50_000)})
-
-
-set_default_factory(build_default_tracker)
 
 
 # -- Open edX's event-bus toggle (``pip install 'event-tracking[openedx]'``) ---------

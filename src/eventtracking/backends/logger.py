@@ -1,18 +1,31 @@
 """Send events as JSON text to a Python logger (the Open edX LoggerBackend).
 
-An event whose JSON is longer than `max_event_size` characters is never lost
-silently: by default (``oversize="drop"``, the Open edX behaviour) it is not
-logged, a warning names the event and its size (never its payload) once per
-event name, and the counter ``logger.oversize_dropped`` goes up. With
-``oversize="truncate"`` it is logged with ``data`` replaced by a marker that
-keeps the start of the original data and its size; if even the event's id,
-name and timestamp do not fit, it is dropped and counted as above.
+By default each line is exactly what Open edX event-tracking 4.x writes:
+``json.dumps(event, cls=DateTimeJSONEncoder)`` (default separators, non-ASCII
+escaped, datetimes converted to UTC), logged through
+``getattr(logger, level)(text)``; so log parsers, Vector rules and grep
+patterns written for tracking.log keep working. As there, a value that JSON
+cannot encode raises TypeError from `send`, which the routing backend logs
+and counts (``backend.<name>.errors``).
+
+``format="compact"`` opts in to the library's own encoder instead: orjson,
+compact separators, UTF-8 text, and values it cannot encode repaired rather
+than refused (see `eventtracking.serialization`); about twice as fast.
+
+An event whose JSON is longer than `max_event_size` characters is not
+logged, as in Open edX, but never silently: a warning names the event and its
+size (never its payload) once per event name, and the counter
+``logger.oversize_dropped`` goes up. With ``oversize="truncate"`` it is
+logged with ``data`` replaced by a marker that keeps the start of the
+original data and its size; if even the event's id, name and timestamp do not
+fit, it is dropped and counted as above.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal
 
@@ -21,11 +34,40 @@ from ..serialization import dumps_str
 
 MAX_EVENT_SIZE: Final = 1024  # the Open edX default, in characters
 Oversize = Literal["drop", "truncate"]
-_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+Format = Literal["openedx", "compact"]
+# Logger methods a level may name, as ``getattr(logger, level)`` accepts them.
+_LEVELS: Final = ("debug", "info", "warning", "warn", "error", "exception", "critical", "fatal")
+# Levels logged by building the record directly (see `LoggerBackend.log`).
+_DIRECT: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+_Logger: Final = logging.Logger  # bound at import: a test that patches `logging` gets the slow path
+
+
+class DateTimeJSONEncoder(json.JSONEncoder):
+    """A `json` encoder for datetimes and dates (Open edX); naive datetimes are taken as UTC."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime):
+            o = o.replace(tzinfo=UTC) if o.tzinfo is None else o.astimezone(UTC)
+            return o.isoformat()
+        if isinstance(o, date):
+            return o.isoformat()
+        return super().default(o)
+
+
+def dumps_openedx(event: Any) -> str:
+    """`event` as Open edX's LoggerBackend writes it; TypeError for a value it cannot encode."""
+    return json.dumps(event, cls=DateTimeJSONEncoder)
 
 
 class LoggerBackend:
-    """Log each event as one JSON string to `logging.getLogger(name)` at `level`."""
+    """Log each event as one JSON string to `logging.getLogger(name)` at `level`.
+
+    `level` is the name of a logger method (``info`` by default; case does not
+    matter); `max_event_size` any int, or None for no limit; `format` and
+    `oversize` are described in the module docs. Unknown options are
+    accepted and ignored, as Open edX settings trees may pass them, with one
+    warning that names them.
+    """
 
     def __init__(
         self,
@@ -33,34 +75,44 @@ class LoggerBackend:
         level: str = "info",
         max_event_size: int | None = MAX_EVENT_SIZE,
         oversize: Oversize = "drop",
-        **_ignored: Any,  # Open edX passes unknown options through; we accept and ignore them
+        format: Format = "openedx",
+        **_ignored: Any,
     ) -> None:
         if not isinstance(level, str) or level.lower() not in _LEVELS:
             raise ValueError(f"level must be one of {_LEVELS}, not {level!r}")
         if max_event_size is not None and (
-            not isinstance(max_event_size, int) or max_event_size < 64
+            isinstance(max_event_size, bool) or not isinstance(max_event_size, int)
         ):
-            raise ValueError(f"max_event_size must be None or an int >= 64, not {max_event_size!r}")
+            raise ValueError(f"max_event_size must be an int or None, not {max_event_size!r}")
         if oversize not in ("drop", "truncate"):
             raise ValueError(f"oversize must be 'drop' or 'truncate', not {oversize!r}")
+        if format not in ("openedx", "compact"):
+            raise ValueError(f"format must be 'openedx' or 'compact', not {format!r}")
         if _ignored:
             # Kept for Open edX settings trees, but a typo must not pass unseen.
             diagnostics.warn_once(
                 ("logger.ignored_options", *sorted(_ignored)),
                 "LoggerBackend ignores unknown option(s) %s; known: name, level, "
-                "max_event_size, oversize",
+                "max_event_size, oversize, format",
                 sorted(_ignored),
             )
         self.event_logger = logging.getLogger(name)
         self.max_event_size = max_event_size
         self.oversize: Oversize = oversize
-        self._level: int = logging.getLevelName(level.upper())
+        self.format: Format = format
+        self.encode: Callable[[Any], str] = dumps_openedx if format == "openedx" else dumps_str
+        method = level.lower()
+        self.log: Callable[[str], None] = getattr(self.event_logger, method)
+        self._level = _DIRECT.get(method, 0)
+        self._direct = method in _DIRECT and isinstance(self.event_logger, _Logger)
+        if self._direct:
+            self.log = self._log_direct
 
-    def send(self, event: dict[str, Any]) -> None:
-        """Log `event`; see the module docs for events over `max_event_size`."""
-        if not self.event_logger.isEnabledFor(self._level):
-            return
-        text = dumps_str(event)
+    def send(self, event: Any) -> None:
+        """Log `event`; see the module docs for values JSON cannot encode and big events."""
+        if self._direct and not self.event_logger.isEnabledFor(self._level):
+            return  # nothing would be written: skip the encoding, count no drop
+        text = self.encode(event)
         limit = self.max_event_size
         if limit is not None and len(text) > limit:
             kept = self._oversized(event, text, limit)
@@ -69,24 +121,31 @@ class LoggerBackend:
             text = kept
         self.log(text)
 
-    def log(self, text: str) -> None:
-        """Log one line of event JSON, as ``event_logger.<level>(text)`` would.
+    def _log_direct(self, text: str) -> None:
+        """Log one line as ``event_logger.<level>(text)`` does, with less work.
 
         The record names this method as its source, as `Logger.findCaller`
         would, but without walking the stack for it; with `Logger._log` left
-        out too, a logged event costs a fifth fewer instructions. Filters,
-        handlers, propagation and a custom record factory apply as usual.
+        out too, a logged event costs a fifth fewer instructions. Level checks,
+        filters, handlers, propagation and a custom record factory apply as usual.
         """
         logger = self.event_logger
+        level = self._level
+        if not logger.isEnabledFor(level):
+            return
         logger.handle(
             logger.makeRecord(
-                logger.name, self._level, _SOURCE_FILE, _SOURCE_LINE, text, (), None, "log"
+                logger.name, level, _SOURCE_FILE, _SOURCE_LINE, text, (), None, "_log_direct"
             )
         )
 
-    def _oversized(self, event: dict[str, Any], text: str, limit: int) -> str | None:
-        name = event.get("name")
-        truncated = _truncate(event, len(text), limit) if self.oversize == "truncate" else None
+    def _oversized(self, event: Any, text: str, limit: int) -> str | None:
+        name = event.get("name") if isinstance(event, dict) else None
+        truncated = (
+            _truncate(event, len(text), limit, self.encode)
+            if self.oversize == "truncate" and isinstance(event, dict)
+            else None
+        )
         if truncated is None:
             diagnostics.increment("logger.oversize_dropped")
             diagnostics.warn_once(
@@ -111,40 +170,31 @@ class LoggerBackend:
         return truncated
 
 
-_SOURCE_FILE: Final = LoggerBackend.log.__code__.co_filename
-_SOURCE_LINE: Final = LoggerBackend.log.__code__.co_firstlineno
+_SOURCE_FILE: Final = LoggerBackend._log_direct.__code__.co_filename
+_SOURCE_LINE: Final = LoggerBackend._log_direct.__code__.co_firstlineno
 
 
-def _truncate(event: dict[str, Any], size: int, limit: int) -> str | None:
+def _truncate(
+    event: dict[str, Any], size: int, limit: int, encode: Callable[[Any], str]
+) -> str | None:
     """`event` as JSON of at most `limit` characters with its data cut; None if it cannot fit."""
-    data_text = dumps_str({"d": event.get("data")})[5:-1]
+    data_text = encode({"d": event.get("data")})
+    data_text = data_text[data_text.index(":") + 1 : -1].lstrip()
     shell = {**event, "data": {"_truncated": True, "_original_size": size, "_prefix": ""}}
-    room = limit - len(dumps_str(shell))
+    room = limit - len(encode(shell))
     if room >= 0:
         shell["data"]["_prefix"] = data_text[:room]
-        truncated = dumps_str(shell)
+        truncated = encode(shell)
         while len(truncated) > limit and shell["data"]["_prefix"]:
             # escaping can lengthen the prefix; trim until it fits
             shell["data"]["_prefix"] = shell["data"]["_prefix"][: -(len(truncated) - limit)]
-            truncated = dumps_str(shell)
+            truncated = encode(shell)
         return truncated
     # The envelope alone is too big (a huge context): keep only the identity.
     minimal = {key: event[key] for key in ("id", "name", "timestamp") if key in event} | {
         "data": {"_truncated": True, "_original_size": size},
         "context": {},
     }
-    text = dumps_str(minimal)
+    text = encode(minimal)
     # A line over the limit would be cut by the log pipeline into invalid JSON.
     return text if len(text) <= limit else None
-
-
-class DateTimeJSONEncoder(json.JSONEncoder):
-    """A `json` encoder for datetimes and dates (Open edX); naive datetimes are UTC."""
-
-    def default(self, o: Any) -> Any:
-        if isinstance(o, datetime):
-            o = o.replace(tzinfo=UTC) if o.tzinfo is None else o.astimezone(UTC)
-            return o.isoformat()
-        if isinstance(o, date):
-            return o.isoformat()
-        return super().default(o)

@@ -4,12 +4,17 @@ Processors run in order; each returns the event to pass on (None means
 unchanged). `EventEmissionExit` drops the event; any other exception is
 logged, counted, and the chain goes on with the event as the failing processor
 left it (changes it made in place before raising are kept). Backends are
-called in sorted-name order; one failing backend never stops the others.
+called in sorted-name order, always, even for backends added later; one
+failing backend never stops the others.
 
-Processors may change the event's top-level keys and the top-level keys of
-``data`` and ``context`` freely: a routing backend with processors gives them a
-private shallow copy. Nested values are shared, so a processor that changes
-one must copy it first (copy on write). Backends must not change events.
+Processors may change the event at any depth: a routing backend with
+processors hands them a private deep copy of the event, so no change they
+make is ever seen by the caller or by a sibling branch of the tree (the
+guarantee Open edX gives with `copy.deepcopy`; `isolated_copy` gives it at a
+fraction of the cost for JSON-like events). Backends must not change events.
+
+Log lines are Open edX's, on the logger ``eventtracking.backends.routing``;
+failures are also counted (``backend.<name>.errors``, ``processor.errors``).
 """
 
 from __future__ import annotations
@@ -17,48 +22,71 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+import uuid
+from collections.abc import Iterable, Mapping
+from copy import deepcopy
+from datetime import date, datetime
+from datetime import time as clock_time
+from decimal import Decimal
+from typing import Any, Final
 
 from .. import diagnostics
-from ..processors.exceptions import EventEmissionExit
+from ..processors.exceptions import (
+    EventEmissionExit,
+    NoBackendEnabled,
+    NoTransformerImplemented,
+)
 from . import close_backend, flush_backend
 
 LOG = logging.getLogger(__name__)
 
-Processor = Callable[[Any], Any]
+Processor = Any  # any callable ``event -> event | None``
+
+# Values no processor can change in place: shared between copies, as deepcopy shares them.
+_ATOMS: Final = frozenset(
+    {str, int, float, bool, type(None), bytes, datetime, date, clock_time, Decimal, uuid.UUID}
+)
 
 
-def _private_copy(event: Any) -> Any:
-    if isinstance(event, dict):
-        copy = event.copy()
-        for key in ("data", "context"):
-            value = copy.get(key)
-            if isinstance(value, dict):
-                copy[key] = value.copy()
-        return copy
-    if isinstance(event, list):
-        return [_private_copy(e) for e in event]
-    return event
+def _copied(value: Any) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if kind in _ATOMS:
+        return value
+    if kind is list:
+        return [_copied(item) for item in value]
+    return deepcopy(value)
+
+
+def isolated_copy(event: Any) -> Any:
+    """A deep copy of `event` that shares nothing a processor could change.
+
+    Dicts, lists and immutable scalars are copied by a direct walk; anything
+    else (and a structure that refers to itself) goes through `copy.deepcopy`.
+    """
+    try:
+        return _copied(event)
+    except RecursionError:  # a cycle, or nesting deeper than the walk allows
+        return deepcopy(event)
 
 
 class _Backends(dict[str, Any]):
-    """A routing backend's backends: a dict that reports every change to its owner."""
+    """A routing backend's backends: a dict that keeps its owner's routes in step."""
 
-    __slots__ = ("_changed",)
+    __slots__ = ("_owner",)
 
-    def __init__(self, items: Mapping[str, Any], changed: Callable[[], None]) -> None:
+    def __init__(self, items: Mapping[str, Any], owner: RoutingBackend) -> None:
         super().__init__(items)
-        self._changed = changed
+        self._owner = owner
 
     def __setitem__(self, name: str, backend: Any) -> None:
         super().__setitem__(name, backend)
-        self._changed()
+        self._owner._reroute()
 
     def __delitem__(self, name: str) -> None:
         super().__delitem__(name)
-        self._changed()
+        self._owner._reroute()
 
     def __ior__(self, other: Any) -> _Backends:  # type: ignore[override,misc]
         self.update(other)
@@ -66,35 +94,35 @@ class _Backends(dict[str, Any]):
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         super().update(*args, **kwargs)
-        self._changed()
+        self._owner._reroute()
 
     def setdefault(self, name: str, default: Any = None) -> Any:
         value = super().setdefault(name, default)
-        self._changed()
+        self._owner._reroute()
         return value
 
     def pop(self, name: str, *default: Any) -> Any:
         value = super().pop(name, *default)
-        self._changed()
+        self._owner._reroute()
         return value
 
     def popitem(self) -> tuple[str, Any]:
         item = super().popitem()
-        self._changed()
+        self._owner._reroute()
         return item
 
     def clear(self) -> None:
         super().clear()
-        self._changed()
+        self._owner._reroute()
 
 
 class RoutingBackend:
     """Run processors, then fan out to backends; nest routing backends to form trees.
 
     `backends` maps names to objects with a callable `send`; `processors` is a
-    list of callables. ValueError names any that do not fit. Both may be
-    changed in place or replaced at any time; a tracker sees the change at
-    its next event (see `on_change`).
+    list of callables. ValueError (Open edX's messages) names any that do not
+    fit. Both may be changed in place or replaced at any time; the order of
+    the backends is kept sorted by name whatever the change.
     """
 
     def __init__(
@@ -102,14 +130,16 @@ class RoutingBackend:
         backends: Mapping[str, Any] | None = None,
         processors: Iterable[Processor] | None = None,
     ) -> None:
-        self._listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
-        self._listeners_lock = threading.Lock()
-        self._backends = _Backends({}, self._changed)
+        self._lock = threading.Lock()
+        self._routes: tuple[tuple[str, Any], ...] = ()
+        self._backends = _Backends({}, self)
         self._processors: list[Processor] = []
-        for name in sorted((backends or {}).keys()):
-            self.register_backend(name, backends[name])  # type: ignore[index]
-        for processor in processors or ():
-            self.register_processor(processor)
+        if backends is not None:
+            for name in sorted(backends.keys()):
+                self.register_backend(name, backends[name])
+        if processors is not None:
+            for processor in processors:
+                self.register_processor(processor)
 
     @property
     def backends(self) -> dict[str, Any]:
@@ -118,8 +148,8 @@ class RoutingBackend:
 
     @backends.setter
     def backends(self, backends: Mapping[str, Any]) -> None:
-        self._backends = _Backends(backends, self._changed)
-        self._changed()
+        self._backends = _Backends(backends, self)
+        self._reroute()
 
     @property
     def processors(self) -> list[Processor]:
@@ -129,44 +159,38 @@ class RoutingBackend:
     @processors.setter
     def processors(self, processors: Iterable[Processor]) -> None:
         self._processors = processors if isinstance(processors, list) else list(processors)
-        self._changed()
 
-    def on_change(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (a bound method, held weakly) after backends or processors change.
-
-        Changes in place to the `backends` dict are reported too; the
-        `processors` list is reported when replaced (its length is read per event).
-        """
-        with self._listeners_lock:
-            self._listeners.append(weakref.WeakMethod(callback))
-
-    def _changed(self) -> None:
-        with self._listeners_lock:
-            self._listeners = [ref for ref in self._listeners if ref() is not None]
-            callbacks = [ref() for ref in self._listeners]
-        for callback in callbacks:
-            if callback is not None:
-                callback()
+    def _reroute(self) -> None:
+        # The order of calls, sorted by name, as one immutable snapshot that
+        # send_to_backends reads without a lock; rebuilt here on every change.
+        with self._lock:
+            backends = self._backends
+            ordered = sorted(backends.items(), key=lambda item: item[0])
+            if list(backends) != [name for name, _ in ordered]:
+                dict.clear(backends)
+                dict.update(backends, ordered)
+            self._routes = tuple(ordered)
 
     def register_backend(self, name: str, backend: Any) -> None:
         """Add a backend; backends are called in sorted-name order."""
         if not callable(getattr(backend, "send", None)):
             raise ValueError(
-                f"backend {name!r} ({type(backend).__name__}) has no callable 'send' method"
+                f'Backend {backend.__class__.__name__} does not have a callable "send" method.'
+                f" (backend {name!r})"
             )
-        self.backends = dict(sorted({**self._backends, name: backend}.items()))
+        self._backends[name] = backend
 
     def register_processor(self, processor: Processor) -> None:
         """Append a processor to the chain."""
         if not callable(processor):
             raise ValueError(
-                f"processor {processor!r} ({type(processor).__name__}) is not callable"
+                f"Processor {processor.__class__.__name__} is not callable. ({processor!r})"
             )
-        self.processors.append(processor)
+        self._processors.append(processor)
 
     def send(self, event: Any) -> None:
         """Process `event` and send the result to every backend; never raises."""
-        if self.processors:
+        if self._processors:
             try:
                 event = self.process_event(event)
             except EventEmissionExit:
@@ -174,20 +198,22 @@ class RoutingBackend:
         self.send_to_backends(event)
 
     def process_event(self, event: Any) -> Any:
-        """Run the processor chain on a private copy; EventEmissionExit propagates."""
-        if not self.processors:
+        """Run the processor chain on a private deep copy; EventEmissionExit propagates.
+
+        Returns `event` itself when there are no processors.
+        """
+        processors = self._processors
+        if not processors:
             return event
-        event = _private_copy(event)
-        for processor in self.processors:
+        event = isolated_copy(event)
+        for processor in processors:
             try:
                 result = processor(event)
             except EventEmissionExit:
                 raise
             except Exception:
                 diagnostics.increment("processor.errors")
-                diagnostics.log_burst(
-                    f"processor:{id(processor)}", "processor %r failed; event kept", processor
-                )
+                LOG.exception("Failed to execute processor: %s", str(processor))
                 continue
             if result is not None:
                 event = result
@@ -195,16 +221,34 @@ class RoutingBackend:
 
     def send_to_backends(self, event: Any) -> None:
         """Send `event` to each backend in order; a failing backend is logged and counted."""
-        for name, backend in self.backends.items():
+        for name, backend in self._routes:
             try:
                 backend.send(event)
-            except Exception:
-                self.backend_failed(name)
+            except Exception as exc:
+                self.backend_failed(name, event, exc)
 
-    def backend_failed(self, name: str) -> None:
-        """Count and log (rate-limited, with the active exception) a failed send to `name`."""
+    def backend_failed(self, name: str, event: Any, exc: BaseException) -> None:
+        """Count and log a failed send to `name` with Open edX's log lines (call in `except`)."""
+        event_name = event.get("name") if isinstance(event, Mapping) else None
+        if isinstance(exc, NoTransformerImplemented):
+            LOG.info(
+                '[send_to_backends] No transformer has been implemented for edx event "%s", [%s]',
+                event_name,
+                repr(exc),
+            )
+            return
+        if isinstance(exc, NoBackendEnabled):
+            LOG.info(
+                '[send_to_backends] Failed to send edx event "%s" to "%s" backend. "%s" backend '
+                "has not been enabled, [%s]",
+                event_name,
+                name,
+                name,
+                repr(exc),
+            )
+            return
         diagnostics.increment(f"backend.{name}.errors")
-        diagnostics.log_burst(f"backend:{name}", "unable to send event to backend %r", name)
+        LOG.exception('Unable to send edx event "%s" to backend: %s', event_name, name)
 
     def send_batch(self, events: list[Any]) -> None:
         """Process each event, then hand the survivors to each backend in one call."""
@@ -216,7 +260,7 @@ class RoutingBackend:
                 continue
         if not survivors:
             return
-        for name, backend in self.backends.items():
+        for name, backend in self._routes:
             try:
                 send_batch = getattr(backend, "send_batch", None)
                 if send_batch is not None:
@@ -226,13 +270,15 @@ class RoutingBackend:
                         backend.send(event)
             except Exception:
                 diagnostics.increment(f"backend.{name}.errors")
-                diagnostics.log_burst(f"backend:{name}", "unable to send batch to backend %r", name)
+                LOG.exception(
+                    "Unable to send a batch of %d events to backend: %s", len(survivors), name
+                )
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Flush every backend within one shared deadline; True if all finished."""
         deadline = time.monotonic() + timeout
         ok = True
-        for name, backend in self.backends.items():
+        for name, backend in self._routes:
             try:
                 ok = flush_backend(backend, max(0.0, deadline - time.monotonic())) and ok
             except Exception:
@@ -242,7 +288,7 @@ class RoutingBackend:
 
     def close(self) -> None:
         """Close every backend; errors are logged, and the remaining backends still close."""
-        for name, backend in self.backends.items():
+        for name, backend in self._routes:
             try:
                 close_backend(backend)
             except Exception:

@@ -30,7 +30,7 @@ V2 = {**V1, "speed": "Playback speed."}
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     path = tmp_path / "events.db"
-    with Tracker({"db": SQLiteBackend(path)}) as t:
+    with Tracker({"db": SQLiteBackend(path)}, envelope="full") as t:
         t.register("edx.video.played", "A learner started a video.", V1)
         t.register_context("request", "Per request.", {"user_id": "The learner."})
         t.enter_context("request", {"user_id": 7})
@@ -102,7 +102,7 @@ def test_cli_check_fails_on_drift_and_passes_without(store_path: Path, tmp_path:
     code, out, err = invoke("catalog", "--store", str(store_path), "--check")
     assert code == 1 and "1 unregistered name(s)" in err
     clean = tmp_path / "clean.db"
-    with Tracker({"db": SQLiteBackend(clean)}) as t:
+    with Tracker({"db": SQLiteBackend(clean)}, envelope="full") as t:
         t.register("ok", "Fine.", {"a": "A."})
         t.emit("ok", {"a": 1})
     code, out, _ = invoke("catalog", "--store", str(clean), "--check", "--format", "markdown")

@@ -26,7 +26,7 @@ def run_workload(
 ) -> tuple[list[dict[str, Any]], Counter[str], Tracker]:
     backend = InMemoryBackend()
     clock = SimulatedClock()
-    tracker = Tracker({"mem": backend}, processors=[clock])
+    tracker = Tracker({"mem": backend}, processors=[clock], envelope="full")
     counts = simulate(tracker, clock, events, seed, end=end)
     return backend.events, counts, tracker
 

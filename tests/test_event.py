@@ -105,7 +105,7 @@ def test_emitted_ids_agree_with_their_event_timestamps() -> None:
     from eventtracking.tracker import Tracker
 
     mem = InMemoryBackend()
-    t = Tracker({"mem": mem})
+    t = Tracker({"mem": mem}, envelope="full")
     for i in range(2_000):
         t.emit("tick", {"n": i})
     for event in mem.events:

@@ -27,7 +27,7 @@ def documented(tracker: Tracker) -> tuple[str, str, str]:
 
 def test_sqlite_store_keeps_each_version_once_and_answers_for_any_event(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
-    with Tracker({"db": SQLiteBackend(path, batch_size=1)}) as tracker:
+    with Tracker({"db": SQLiteBackend(path, batch_size=1)}, envelope="full") as tracker:
         v1, v2, ctx = documented(tracker)
     rows = sqlite3.connect(path).execute("SELECT id, kind, name FROM et_types ORDER BY id")
     assert sorted(rows.fetchall()) == sorted(
@@ -51,7 +51,7 @@ def test_sqlite_store_keeps_each_version_once_and_answers_for_any_event(tmp_path
 def test_a_version_is_written_with_the_first_event_even_across_batches(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
     backend = SQLiteBackend(path, batch_size=1000, max_delay=60)
-    tracker = Tracker({"db": backend})
+    tracker = Tracker({"db": backend}, envelope="full")
     version = tracker.register("e", "doc", {})
     tracker.emit("e")
     backend.flush(5.0)
@@ -65,7 +65,7 @@ def test_a_version_is_written_with_the_first_event_even_across_batches(tmp_path:
 
 def test_jsonl_files_describe_themselves_even_after_rotation(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    with Tracker({"f": JSONLinesBackend(path, rotate_bytes=600)}) as tracker:
+    with Tracker({"f": JSONLinesBackend(path, rotate_bytes=600)}, envelope="full") as tracker:
         documented(tracker)
     files = sorted(tmp_path.iterdir())
     assert len(files) >= 2
@@ -84,7 +84,7 @@ def test_jsonl_files_describe_themselves_even_after_rotation(tmp_path: Path) -> 
 
 def test_jsonl_reader_skips_a_torn_last_line(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
-    with Tracker({"f": JSONLinesBackend(path)}) as tracker:
+    with Tracker({"f": JSONLinesBackend(path)}, envelope="full") as tracker:
         tracker.emit("a")
     with open(path, "ab") as handle:
         handle.write(b'{"name": "torn", "da')

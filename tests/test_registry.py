@@ -30,6 +30,7 @@ VIDEO = {
 
 def make(**kwargs: Any) -> tuple[Tracker, InMemoryBackend]:
     mem = InMemoryBackend()
+    kwargs.setdefault("envelope", "full")  # meta rides on the full envelope
     return Tracker({"mem": mem}, **kwargs), mem
 
 
@@ -375,8 +376,14 @@ def test_trackers_sharing_a_locator_keep_their_own_policies() -> None:
     registry = Registry()
     registry.register("edx.video.played", "doc", VIDEO)
     warn_mem, off_mem = InMemoryBackend(), InMemoryBackend()
-    warn = Tracker({"m": warn_mem}, context_locator=locator, registry=registry)
-    off = Tracker({"m": off_mem}, context_locator=locator, registry=registry, validation="off")
+    warn = Tracker({"m": warn_mem}, context_locator=locator, registry=registry, envelope="full")
+    off = Tracker(
+        {"m": off_mem},
+        context_locator=locator,
+        registry=registry,
+        validation="off",
+        envelope="full",
+    )
     bad = {"video_id": 7}
     with warn.context("page", {"path": "/x"}):
         for _ in range(2):

@@ -39,7 +39,7 @@ from eventtracking.testing import InMemoryBackend
 url, stream, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 kept = InMemoryBackend()
 tracker = Tracker({"bus": RedisStreamBackend(url, stream, batch_size=50, max_delay=0.05),
-                   "kept": kept})
+                   "kept": kept}, envelope="full")
 tracker.enter_context("producer", {"pid": __import__("os").getpid()})
 for i in range(n):
     tracker.emit("scale.test", {"i": i})

@@ -401,7 +401,11 @@ class DemoRun:
         self.clock = SimulatedClock()
         self.recorder = Recorder()
         self.backend = SQLiteBackend(path)
-        self.tracker = Tracker({"store": self.backend}, processors=[self.clock, self.recorder])
+        self.tracker = Tracker(
+            {"store": self.backend},
+            processors=[self.clock, self.recorder],
+            envelope="full",  # ids and documentation versions: the store shows them
+        )
 
     def readme_example(self) -> list[dict[str, Any]]:
         """Run the README example; return its three events as sent to the store."""

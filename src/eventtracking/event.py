@@ -90,6 +90,21 @@ def new_event_id(at: datetime | None = None) -> str:
     return f"{state[1]}{_SEQ_TEXT[seq]}{state[2]}"  # one allocation, not two
 
 
+def with_id(event: dict[str, Any]) -> dict[str, Any]:
+    """`event` itself if it has an ``id``; else a copy with a new one in front.
+
+    For events of the Open edX envelope (no ``id``) entering delivery: the id
+    is given once, before the first write, so every retry and every store
+    sees the same one. Its millisecond is the event's timestamp when that is
+    an aware datetime.
+    """
+    if "id" in event:
+        return event
+    stamp = event.get("timestamp")
+    at = stamp if isinstance(stamp, datetime) and stamp.tzinfo is not None else None
+    return {"id": new_event_id(at), **event}
+
+
 def event_id_time(event_id: str) -> datetime:
     """Return the creation time encoded in a UUIDv7 event id."""
     ms = int(event_id[:8] + event_id[9:13], 16)

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
-from functools import partial
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Scope = Literal["task", "process"]
@@ -35,9 +34,12 @@ class ContextView:
     derived from this set of contexts (the registry keeps its annotations here).
     """
 
-    __slots__ = ("merged", "names", "scratch", "version")
+    __slots__ = ("merged", "names", "owner", "scratch", "version")
 
-    def __init__(self, version: int, merged: dict[str, Any], names: tuple[str, ...]) -> None:
+    def __init__(
+        self, version: int, merged: dict[str, Any], names: tuple[str, ...], owner: object = None
+    ) -> None:
+        self.owner = owner  # the locator whose process layer this view merged
         self.version = version
         self.merged = merged
         self.names = names
@@ -57,11 +59,15 @@ class _Stack:
         self.merged = merged
         self.names = tuple(name for name, _ in entries)
         # The merged view of both layers, filled on first use; its version says
-        # which process layer it merged. The emit plan reads it directly.
+        # which process layer it merged (see `_LayeredLocator.view`).
         self._combined: ContextView | None = None
 
     def enter(self, name: str, ctx: Mapping[str, Any]) -> _Stack:
-        return _Stack((*(e for e in self.entries if e[0] != name), (name, ctx)))
+        # A name entered again keeps its place, as a key assigned again in Open
+        # edX's OrderedDict does: contexts entered after it still win.
+        if any(e[0] == name for e in self.entries):
+            return _Stack(tuple((n, ctx) if n == name else (n, c) for n, c in self.entries))
+        return _Stack((*self.entries, (name, ctx)))
 
     def reinsert(self, name: str, ctx: Mapping[str, Any], successors: list[str]) -> _Stack:
         """Put `name` back before the first of `successors` still present (else last)."""
@@ -149,20 +155,12 @@ class _LayeredLocator(ABC):
     @abstractmethod
     def _set_task(self, stack: _Stack) -> None: ...
 
-    def stack_reader(self) -> Callable[[], _Stack]:
-        """A function of no arguments that returns the current task-layer stack.
-
-        The emit plan calls it for every event, then reads the stack's cached
-        view (`_Stack._combined`), checking it against `_process_version`.
-        """
-        return self._task
-
     def get(self) -> MutableMapping[str, Mapping[str, Any]]:
         """A live mapping of the task-layer contexts (the Open edX interface)."""
         return _LiveView(self)
 
     def enter(self, name: str, ctx: Mapping[str, Any], scope: Scope = "task") -> None:
-        """Enter context `name` in `scope`; re-entering a name replaces it."""
+        """Enter context `name` in `scope`; re-entering a name replaces it in its place."""
         _check(name, ctx)
         _check_scope(scope)
         if scope == "task":
@@ -214,15 +212,17 @@ class _LayeredLocator(ABC):
         task = self._task()
         version = self._process_version
         combined = task._combined
-        if combined is not None and combined.version == version:
+        # A stack can be shared by locators (the empty one is), so the cached
+        # view counts only when it was made by this locator.
+        if combined is not None and combined.version == version and combined.owner is self:
             return combined
         process = self._process
         if process.entries:
             view = ContextView(
-                version, {**process.merged, **task.merged}, process.names + task.names
+                version, {**process.merged, **task.merged}, process.names + task.names, self
             )
         else:
-            view = ContextView(version, task.merged, task.names)
+            view = ContextView(version, task.merged, task.names, self)
         # Benign race: concurrent readers compute the same value.
         task._combined = view
         return view
@@ -249,11 +249,6 @@ class DefaultContextLocator(_LayeredLocator):
 
     def _task(self) -> _Stack:
         return self._var.get(_EMPTY)
-
-    def stack_reader(self) -> Callable[[], _Stack]:
-        if type(self)._task is not DefaultContextLocator._task:
-            return self._task  # a subclass keeps its stacks elsewhere
-        return partial(self._var.get, _EMPTY)  # no Python frame per event
 
     def _set_task(self, stack: _Stack) -> None:
         self._var.set(stack)

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .tracker import Tracker, get_tracker
+from .tracker import Tracker
+from .tracker import get_or_build_tracker as get_tracker
 
 
 class InMemoryBackend:

@@ -18,13 +18,14 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Literal
 
-from . import diagnostics, emit_plan
+from . import diagnostics, serialization
 from .backends.routing import Processor, RoutingBackend
-from .event import UNKNOWN_EVENT_TYPE
-from .locator import DefaultContextLocator, Scope, _LayeredLocator
+from .event import UNKNOWN_EVENT_TYPE, checked_data, checked_name, new_event_id
+from .locator import ContextView, DefaultContextLocator, Scope, _LayeredLocator
 from .registry.checker import EventChecker
 from .registry.model import POLICIES, Policy, TypeVersion
 from .registry.registry import Registry, caller_source
@@ -35,8 +36,10 @@ __all__ = [
     "UNKNOWN_EVENT_TYPE",
     "Tracker",
     "emit",
+    "get_or_build_tracker",
     "get_tracker",
     "register_tracker",
+    "resolve_context",
     "set_default_factory",
 ]
 
@@ -54,13 +57,14 @@ class Tracker:
     sorted-name order; `processors` run first (see `RoutingBackend`).
     `context_locator` defaults to a `DefaultContextLocator`.
 
-    ``envelope="openedx"`` emits exactly the four Open edX keys (``name``,
-    ``timestamp``, ``data``, ``context``) for consumers that reject others;
-    the default ``"full"`` adds ``id``, a UUIDv7.
+    Events are exactly Open edX's by default (``envelope="openedx"``): the
+    four keys ``name`` (``'unknown'`` when empty; anything else kept as
+    given), ``timestamp`` (aware UTC), ``data`` (``data or {}``, whatever its
+    type) and ``context``. ``envelope="full"`` adds ``id``, a time-ordered
+    UUIDv7, and the documentation versions (``meta``) of documented types.
 
     ``strict=True`` (for tests) makes emit raise `EventError` for a non-string
-    name, non-mapping data or a value JSON cannot encode; otherwise the event
-    is repaired, kept, logged once per problem and counted.
+    name, non-mapping data or a value JSON cannot encode.
 
     `registry` holds documented event and context types (see `register`);
     ``validation`` (``"warn"``, ``"strict"`` or ``"off"``) says what happens
@@ -76,7 +80,7 @@ class Tracker:
         context_locator: Any = None,
         processors: list[Processor] | None = None,
         *,
-        envelope: Envelope = "full",
+        envelope: Envelope = "openedx",
         strict: bool = False,
         registry: Registry | None = None,
         validation: Policy = "warn",
@@ -94,10 +98,6 @@ class Tracker:
             raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
         if context_locator is not None and not callable(getattr(context_locator, "get", None)):
             raise ValueError("context_locator must have a callable 'get' method")
-        # emit runs a function built for the configuration below (see emit_plan);
-        # every change to it builds a new one, under this lock.
-        self._plan_lock = threading.RLock()
-        self._emit: emit_plan.Emit = self._emit_general
         self._closed = False
         self._close_lock = threading.Lock()
         self._routing = RoutingBackend(backends=backends, processors=processors)
@@ -109,9 +109,6 @@ class Tracker:
         self._checker = EventChecker(
             self.registry, validation, max_event_size, annotate=envelope == "full"
         )
-        self._routing.on_change(self._replan)
-        self.registry.watch(self)
-        self._replan()
 
     # -- the Open edX surface -------------------------------------------------
 
@@ -135,54 +132,53 @@ class Tracker:
         """The backend configured as `name`; KeyError if there is none."""
         return self.backends[name]
 
-    def emit(self, name: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+    def emit(self, name: Any = None, data: Any = None) -> None:
         """Build an event from `name`, `data` and the current contexts, and send it.
 
-        An empty name becomes ``'unknown'``; None data becomes ``{}``.
+        A missing or empty name becomes ``'unknown'``; None data becomes
+        ``{}``; anything else is kept as given, as in Open edX (in strict mode
+        a non-string name or non-mapping data raises `EventError`). Never
+        raises because of a backend; RuntimeError after `close()`.
         """
-        # A method that hands over, rather than the built function set on the
-        # instance: patching Tracker.emit (on the class or the instance) and
-        # keeping tracker.emit in a variable keep working as they always have.
-        self._emit(name, data)
-
-    def _emit_general(self, name: object = None, data: object = None) -> None:
-        # Every case the built function does not cover: repairs, strict mode,
-        # the four-key envelope, Open edX-style locators, a closed tracker.
         if self._closed:
             raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
-        event = emit_plan.build_event(
-            name,
-            data,
-            locator=self._locator,
-            envelope=self._envelope,
-            strict=self._strict,
-            checker=self._checker,
-        )
-        self.routing_backend.send(event)
-
-    # -- the emit plan: emit specialised to the configuration (see emit_plan) -----
-
-    def _fast_path_applies(self) -> bool:
-        return not self._closed and self._layered and self._envelope == "full" and not self._strict
-
-    def _replan(self) -> None:
-        """Build emit anew for the current configuration (after every change to it)."""
-        if "_plan_lock" not in self.__dict__:
-            return  # a subclass set a setting before Tracker.__init__, which builds emit
-        with self._plan_lock:
-            if self._fast_path_applies():
-                self._emit = emit_plan.build(
-                    locator=self._locator,
-                    routing=self._routing,
-                    checker=self._checker,
-                    general=self._emit_general,
-                )
-            else:
-                self._emit = self._emit_general
-
-    def registry_changed(self) -> None:
-        """Rebuild emit: documented types switch validation on (called by the registry)."""
-        self._replan()
+        if self._strict:
+            name = checked_name(name, True)
+            data = {} if data is None else checked_data(name, data, True)
+        # Read through the module global, as Open edX does: tests patch
+        # eventtracking.tracker.datetime to fix the time.
+        now = datetime.now(UTC)
+        locator = self._locator
+        view: ContextView | None
+        if self._layered:
+            view = locator.view()
+            context = view.merged.copy()
+        else:  # an Open edX-style locator: only get()
+            view = None
+            context = resolve_context(locator)
+        if self._envelope == "openedx":
+            event = {
+                "name": name or UNKNOWN_EVENT_TYPE,
+                "timestamp": now,
+                "data": data or {},
+                "context": context,
+            }
+        else:
+            event = {
+                "id": new_event_id(now),
+                "name": name or UNKNOWN_EVENT_TYPE,
+                "timestamp": now,
+                "data": data or {},
+                "context": context,
+            }
+        checker = self._checker
+        if checker.active():
+            if view is None:
+                view = ContextView(0, context, tuple(locator.get()))
+            checker.check(event, view)
+        if self._strict:
+            serialization.check(event)
+        self._routing.send(event)
 
     @property
     def routing_backend(self) -> RoutingBackend:
@@ -192,8 +188,6 @@ class Tracker:
     @routing_backend.setter
     def routing_backend(self, routing: RoutingBackend) -> None:
         self._routing = routing
-        routing.on_change(self._replan)
-        self._replan()
 
     @property
     def context_locator(self) -> Any:
@@ -206,7 +200,6 @@ class Tracker:
             raise ValueError("context_locator must have a callable 'get' method")
         self._locator = locator
         self._layered = isinstance(locator, _LayeredLocator)
-        self._replan()
 
     @property
     def envelope(self) -> Envelope:
@@ -219,7 +212,6 @@ class Tracker:
             raise ValueError(f"envelope must be one of {ENVELOPES}, not {envelope!r}")
         self._envelope = envelope
         self._checker.annotate = envelope == "full"  # the four Open edX keys carry no meta
-        self._replan()
 
     @property
     def strict(self) -> bool:
@@ -231,7 +223,6 @@ class Tracker:
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
         self._strict = strict
-        self._replan()
 
     # -- documentation of event and context types ---------------------------------
 
@@ -272,7 +263,7 @@ class Tracker:
 
     def resolve_context(self) -> dict[str, Any]:
         """A new dict holding the union of all entered contexts; later ones win."""
-        return emit_plan.resolve_context(self._locator)
+        return resolve_context(self._locator)
 
     def enter_context(
         self,
@@ -363,7 +354,6 @@ class Tracker:
             if self._closed:
                 return
             self._closed = True
-        self._replan()  # emit now takes the general path, which refuses
         self.routing_backend.flush(timeout)
         self.routing_backend.close()
 
@@ -432,11 +422,20 @@ def register_tracker(tracker: Tracker, name: str = DEFAULT_TRACKER_NAME) -> None
 
 
 def get_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
-    """The tracker registered as `name`.
+    """The tracker registered as `name`; KeyError if none is, as in Open edX.
 
-    The default tracker is built on first use when none was registered: from
-    the TOML file named by ``$EVENTTRACKING_CONFIG``, or else one that sends
-    JSON to the Python logger ``tracking``. Other names raise KeyError.
+    `eventtracking.track.get_tracker` (and the package root's) builds the
+    default tracker on first use instead.
+    """
+    return TRACKERS[name]
+
+
+def get_or_build_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
+    """The tracker registered as `name`, building the default one on first use.
+
+    The default tracker comes from the TOML file named by
+    ``$EVENTTRACKING_CONFIG``, or else sends JSON to the Python logger
+    ``tracking``. Other names raise KeyError when not registered.
     """
     try:
         return TRACKERS[name]
@@ -450,18 +449,29 @@ def get_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
 
 
 def set_default_factory(factory: Callable[[], Tracker]) -> None:
-    """Choose how the default tracker is built on first use (`eventtracking.config` sets it)."""
+    """Choose how `get_or_build_tracker` builds the default tracker on first use."""
     global _default_factory
     _default_factory = factory
 
 
 def _build_default_tracker() -> Tracker:
-    # eventtracking/__init__.py imports eventtracking.config, which sets the factory.
     if _default_factory is None:
-        raise RuntimeError("no default tracker factory is set; see set_default_factory()")
+        from .config import build_default_tracker  # the configuration sits on top of the core
+
+        return build_default_tracker()
     return _default_factory()
 
 
-def emit(name: str | None = None, data: Mapping[str, Any] | None = None) -> None:
-    """Emit on the default tracker."""
-    get_tracker().emit(name, data)
+def emit(name: Any = None, data: Any = None) -> None:
+    """Emit on the default tracker; KeyError if none is registered, as in Open edX."""
+    return get_tracker().emit(name=name, data=data)
+
+
+def resolve_context(locator: Any) -> dict[str, Any]:
+    """A new dict of every context `locator` holds, later ones winning."""
+    if isinstance(locator, _LayeredLocator):
+        return locator.resolve()
+    merged: dict[str, Any] = {}
+    for ctx in locator.get().values():
+        merged.update(ctx)
+    return merged

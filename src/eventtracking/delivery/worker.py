@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from .. import diagnostics
 from ..backends import close_backend, flush_backend
+from ..event import with_id
 from ..exceptions import StoreError
 from . import processes
 from .deadletter import DeadLetterStore
@@ -202,7 +203,11 @@ class DeliveryBackend:
         """Hand `event` over for delivery; see the class docs for when this waits.
 
         RuntimeError after `close()`; never raises for a failing backend.
+        An event without an ``id`` (the Open edX envelope) is given one here,
+        before its first write, so retries and stores see the same id.
         """
+        if type(event) is dict and "id" not in event:
+            event = with_id(event)
         if not self._fast:
             if self._durable:
                 self._send_durable(event)
@@ -242,7 +247,7 @@ class DeliveryBackend:
         if self.options.mode == "sync" and not self._closed:
             for _ in events:
                 self._count_emitted()
-            self._deliver_now(list(events))
+            self._deliver_now([with_id(e) if type(e) is dict else e for e in events])
             return
         for event in events:
             self.send(event)

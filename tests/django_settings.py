@@ -31,3 +31,6 @@ LOGGING_CONFIG = None
 EVENT_TRACKING_ENABLED = True
 EVENT_TRACKING_BACKENDS = {"memory": {"ENGINE": "eventtracking.testing.InMemoryBackend"}}
 EVENT_TRACKING_PROCESSORS: list[dict[str, object]] = []
+# Our features under test: event ids and documentation versions, each app's events.py.
+EVENT_TRACKING_ENVELOPE = "full"
+EVENT_TRACKING_AUTODISCOVER = True

@@ -75,6 +75,10 @@ class _Lines(logging.Handler):
 def edx(settings: Any) -> Iterator[DjangoTracker]:
     """The Open edX tree as the default tracker, built by DjangoTracker from settings."""
     settings.EVENT_TRACKING_ENABLED = True
+    # Stock edx-platform sets none of our own settings (the test settings opt in to some).
+    for ours in ("EVENT_TRACKING_ENVELOPE", "EVENT_TRACKING_AUTODISCOVER"):
+        if hasattr(settings, ours):
+            delattr(settings, ours)
     settings.EVENT_TRACKING_BACKENDS = standins.openedx_backends(MODULE, ALLOWED)
     settings.EVENT_TRACKING_PROCESSORS = []
     settings.EVENT_BUS_TRACKING_LOGS = ALLOWED

@@ -14,3 +14,7 @@ eventtracking never imports it.
 """
 
 from __future__ import annotations
+
+from .django_tracker import DjangoTracker
+
+__all__ = ["DjangoTracker"]

@@ -2,10 +2,13 @@
 
 At start-up (`EventTrackingConfig.ready`) it registers the system checks,
 installs a `DjangoTracker` as the default tracker when
-``EVENT_TRACKING_ENABLED`` is true, then imports the ``events`` module of
-every installed app (unless ``EVENT_TRACKING_AUTODISCOVER = False``), so the
-event types they register land on that tracker. An error raised inside an
-``events.py`` propagates, like Django's admin autodiscovery.
+``EVENT_TRACKING_ENABLED`` is true (a configuration error stops start-up, as
+in Open edX), and connects `eventtracking.handlers` to Open edX's event bus
+when the ``openedx`` extra is installed. With ``EVENT_TRACKING_AUTODISCOVER =
+True`` (off by default: Open edX apps already have modules named
+``events``) it then imports the ``events`` module of every installed app, so
+the event types they register land on that tracker; an error raised inside
+an ``events.py`` propagates, like Django's admin autodiscovery.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
-from ..exceptions import ImproperlyConfigured
 from .conf import get_conf
 from .django_tracker import install_tracker
 
@@ -40,13 +42,9 @@ class EventTrackingConfig(AppConfig):
         except MissingExtraError as exc:  # no openedx extra: the event bus is not used
             logging.getLogger(__name__).debug("event bus handlers not connected: %s", exc)
 
-        try:
-            conf = get_conf()
-        except ImproperlyConfigured:
-            autodiscover()  # the E001 system check reports the setting
-            return
+        conf = get_conf()  # a bad setting stops start-up, naming the setting
         if conf.enabled:
-            install_tracker()  # a failure is kept for the E002 system check
+            install_tracker()  # so does a tracker that cannot be built, as in Open edX
         if conf.autodiscover:
             autodiscover()
 

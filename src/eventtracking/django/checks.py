@@ -2,16 +2,16 @@
 
 Errors (the message starts with the setting path and says what to fix):
 
-* ``eventtracking_django.E001``: a setting this app reads has a bad value;
-* ``eventtracking_django.E002``: the tracker could not be built from
-  ``EVENT_TRACKING_BACKENDS`` / ``EVENT_TRACKING_PROCESSORS`` /
-  ``EVENT_TRACKING_CATALOGUE``, e.g.
-  ``EVENT_TRACKING_BACKENDS.tracking_logs.OPTIONS.backends.local.ENGINE: cannot import ...``.
+* ``eventtracking_django.E001``: a setting this app reads has a bad value.
+
+A tracker that cannot be built from ``EVENT_TRACKING_BACKENDS`` /
+``EVENT_TRACKING_PROCESSORS`` stops start-up itself (as in Open edX), with
+the setting path in the message.
 
 Warnings: ``W001`` tracking is enabled with no backends (every event is
-discarded); ``W002`` the middleware is missing (events carry no request
-context); ``W003`` the middleware comes before the session or authentication
-middleware (it cannot see the user).
+discarded); ``W003`` our middleware comes before the session or
+authentication middleware (it cannot see the user). A missing middleware is
+not reported: Open edX enters the request context with its own.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from django.core.checks import CheckMessage, Error, Warning, register
 
 from ..exceptions import ImproperlyConfigured
 from .conf import load_conf
-from .django_tracker import build_error
 
 __all__ = ["check_settings"]
 
@@ -57,16 +56,6 @@ def check_settings(
     if not conf.enabled:
         return []
     messages: list[CheckMessage] = []
-    error = build_error()
-    if error is not None:
-        messages.append(
-            Error(
-                str(error),
-                hint="Fix the setting path named at the start of the message; "
-                "every component is {'ENGINE': 'dotted.path.Class', 'OPTIONS': {...}}.",
-                id="eventtracking_django.E002",
-            )
-        )
     if not getattr(settings, "EVENT_TRACKING_BACKENDS", None):
         messages.append(
             Warning(
@@ -82,16 +71,11 @@ def check_settings(
 
 
 def _middleware_messages(middleware: list[str]) -> list[CheckMessage]:
+    # Without our middleware there is nothing to say: Open edX, for one, enters
+    # the request context with a middleware of its own.
     ours = [i for i, path in enumerate(middleware) if path in MIDDLEWARE_PATHS]
     if not ours:
-        return [
-            Warning(
-                "eventtracking's middleware is not in MIDDLEWARE: events carry no request "
-                "context (user_id, session, ip, ...).",
-                hint=f"Add {MIDDLEWARE_PATHS[0]!r} after the authentication middleware.",
-                id="eventtracking_django.W002",
-            )
-        ]
+        return []
     return [
         Warning(
             f"{middleware[ours[0]]!r} comes before {path!r} in MIDDLEWARE, so it cannot see "

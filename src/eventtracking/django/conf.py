@@ -110,10 +110,10 @@ def load_conf() -> Conf:
     return Conf(
         enabled=_bool("EVENT_TRACKING_ENABLED", False),
         validation=_choice("EVENT_TRACKING_VALIDATION", "warn", POLICIES),  # type: ignore[arg-type]
-        envelope=_choice("EVENT_TRACKING_ENVELOPE", "full", ENVELOPES),  # type: ignore[arg-type]
+        envelope=_choice("EVENT_TRACKING_ENVELOPE", "openedx", ENVELOPES),  # type: ignore[arg-type]
         max_event_size=_optional_int("EVENT_TRACKING_MAX_EVENT_SIZE", minimum=1),
         catalogue=tuple(_base_dir() / p for p in _strings("EVENT_TRACKING_CATALOGUE", ())),
-        autodiscover=_bool("EVENT_TRACKING_AUTODISCOVER", True),
+        autodiscover=_bool("EVENT_TRACKING_AUTODISCOVER", False),
         trusted_proxy_count=_int("EVENT_TRACKING_TRUSTED_PROXY_COUNT", 0, minimum=0),
         request_id_header=_meta_key(_optional_str("EVENT_TRACKING_REQUEST_ID_HEADER")),
         client_id_cookie=_optional_str("EVENT_TRACKING_CLIENT_ID_COOKIE", "_ga"),

@@ -3,24 +3,25 @@
 Settings read (all optional):
 
 * ``EVENT_TRACKING_BACKENDS``: name -> ``{'ENGINE': dotted.path, 'OPTIONS': {...}}``,
-  built recursively by `eventtracking.config` (routing backends nest);
+  built recursively by `eventtracking.config` (components at any depth of
+  ``OPTIONS`` are built, so routing backends nest);
 * ``EVENT_TRACKING_PROCESSORS``: a list of such components;
 * ``EVENT_TRACKING_VALIDATION`` (``warn``/``strict``/``off``),
   ``EVENT_TRACKING_CATALOGUE`` (TOML catalogue files, relative to ``BASE_DIR``),
-  ``EVENT_TRACKING_ENVELOPE``, ``EVENT_TRACKING_MAX_EVENT_SIZE``;
+  ``EVENT_TRACKING_ENVELOPE`` (``openedx``, the default, or ``full`` for
+  event ids), ``EVENT_TRACKING_MAX_EVENT_SIZE``;
 * ``EVENT_TRACKING_ON_COMMIT``: event names or globs emitted only on commit.
 
-Errors are `ImproperlyConfigured` starting with the setting path, e.g.
-``EVENT_TRACKING_BACKENDS.tracking_logs.OPTIONS.backends.local.ENGINE: cannot import ...``.
-The app installs a DjangoTracker as the default tracker at start-up when
-``EVENT_TRACKING_ENABLED`` is true (see `install_tracker`).
+A configuration error is an `ImproperlyConfigured` (a ValueError, as Open
+edX raises) whose message starts with the setting path, e.g.
+``EVENT_TRACKING_BACKENDS.tracking_logs.OPTIONS.backends.local.ENGINE: cannot import ...``;
+raised at start-up, it stops the application, as in Open edX.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 
@@ -33,27 +34,35 @@ from .conf import get_conf
 from .transaction import defer_emit
 
 __all__ = [
+    "DJANGO_BACKEND_SETTING_NAME",
+    "DJANGO_ENABLED_SETTING_NAME",
+    "DJANGO_PROCESSOR_SETTING_NAME",
     "DjangoTracker",
-    "build_error",
     "install_tracker",
     "override_default_tracker",
     "validation_policy",
 ]
 
-logger = logging.getLogger(__name__)
-_build_error: ImproperlyConfigured | None = None
+DJANGO_BACKEND_SETTING_NAME: Final = "EVENT_TRACKING_BACKENDS"
+DJANGO_PROCESSOR_SETTING_NAME: Final = "EVENT_TRACKING_PROCESSORS"
+DJANGO_ENABLED_SETTING_NAME: Final = "EVENT_TRACKING_ENABLED"
 
 
 class DjangoTracker(Tracker):
     """A tracker whose backends, processors and registry come from Django settings.
 
-    Built with no arguments, like Open edX's. Contexts live in contextvars, so
-    request contexts stay apart between threads and asyncio tasks.
+    `backends_settings_name` and `processors_settings_name` name the settings
+    to read, as in Open edX. Contexts live in contextvars, so request
+    contexts stay apart between threads and asyncio tasks.
     `emit_on_commit` (and ``EVENT_TRACKING_ON_COMMIT``) defer events to the
     commit of the current database transaction.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        backends_settings_name: str = DJANGO_BACKEND_SETTING_NAME,
+        processors_settings_name: str = DJANGO_PROCESSOR_SETTING_NAME,
+    ) -> None:
         conf = get_conf()
         registry = Registry()
         for i, path in enumerate(conf.catalogue):
@@ -62,8 +71,8 @@ class DjangoTracker(Tracker):
             except ImproperlyConfigured as exc:
                 raise ImproperlyConfigured(f"EVENT_TRACKING_CATALOGUE[{i}]: {exc}") from exc
         super().__init__(
-            self.create_backends_from_settings(),
-            processors=self.create_processors_from_settings(),
+            self.create_backends_from_settings(backends_settings_name),
+            processors=self.create_processors_from_settings(processors_settings_name),
             envelope=conf.envelope,
             registry=registry,
             validation=conf.validation,
@@ -71,15 +80,19 @@ class DjangoTracker(Tracker):
         )
         self._on_commit = conf.on_commit.fullmatch if conf.on_commit is not None else None
 
-    def create_backends_from_settings(self) -> dict[str, Any]:
-        """Build ``EVENT_TRACKING_BACKENDS`` (name -> backend)."""
-        specs = getattr(settings, "EVENT_TRACKING_BACKENDS", None) or {}
-        return build_backends(specs, "EVENT_TRACKING_BACKENDS")
+    def create_backends_from_settings(
+        self, settings_name: str = DJANGO_BACKEND_SETTING_NAME
+    ) -> dict[str, Any]:
+        """Build the setting `settings_name` (name -> backend component)."""
+        specs = getattr(settings, settings_name, None) or {}
+        return build_backends(specs, settings_name)
 
-    def create_processors_from_settings(self) -> list[Any]:
-        """Build ``EVENT_TRACKING_PROCESSORS`` (a list of processors)."""
-        specs = getattr(settings, "EVENT_TRACKING_PROCESSORS", None) or []
-        return build_processors(specs, "EVENT_TRACKING_PROCESSORS")
+    def create_processors_from_settings(
+        self, settings_name: str = DJANGO_PROCESSOR_SETTING_NAME
+    ) -> list[Any]:
+        """Build the setting `settings_name` (a list of processor components)."""
+        specs = getattr(settings, settings_name, None) or []
+        return build_processors(specs, settings_name)
 
     def instantiate_from_dict(self, values: Mapping[str, Any]) -> Any:
         """Build one ``{'ENGINE': ..., 'OPTIONS': ...}`` component (Open edX helper)."""
@@ -104,21 +117,13 @@ class DjangoTracker(Tracker):
         defer_emit(self, name, data, using)
 
 
-def install_tracker() -> DjangoTracker | None:
-    """Build a DjangoTracker and make it the default tracker; None if the settings are bad.
+def install_tracker() -> DjangoTracker:
+    """Build a DjangoTracker and make it the default tracker.
 
-    A configuration error is logged and kept for the system checks
-    (`build_error`), which then stop ``runserver``/``migrate``; the request
-    middleware refuses to start with it, so a WSGI server fails at start-up too.
+    A configuration error propagates (`ImproperlyConfigured`, a ValueError):
+    at start-up it stops the application, as Open edX's does.
     """
-    global _build_error
-    try:
-        tracker = DjangoTracker()
-    except ImproperlyConfigured as exc:
-        _build_error = exc
-        logger.error("eventtracking: the tracker cannot be built: %s", exc)
-        return None
-    _build_error = None
+    tracker = DjangoTracker()
     register_tracker(tracker)
     return tracker
 
@@ -126,11 +131,6 @@ def install_tracker() -> DjangoTracker | None:
 def override_default_tracker() -> DjangoTracker | None:
     """Install the DjangoTracker when ``EVENT_TRACKING_ENABLED`` is true (Open edX name)."""
     return install_tracker() if get_conf().enabled else None
-
-
-def build_error() -> ImproperlyConfigured | None:
-    """Why the last `install_tracker` failed, or None."""
-    return _build_error
 
 
 def validation_policy(tracker: Tracker) -> Policy:

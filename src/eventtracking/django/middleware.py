@@ -34,12 +34,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest, HttpResponseBase, QueryDict
 
 from .. import diagnostics
-from ..exceptions import ImproperlyConfigured
 from ..processors.redact import Redactor
-from ..tracker import Tracker, get_tracker
+from ..tracker import Tracker
+from ..tracker import get_or_build_tracker as get_tracker
 from .conf import Conf, get_conf
 from .context import CONTEXT_NAME, REQUEST_ATTRIBUTE, request_context, user_fields
-from .django_tracker import build_error
 
 __all__ = ["RequestContextMiddleware", "TrackMiddleware"]
 
@@ -63,10 +62,7 @@ class RequestContextMiddleware:
     async_capable = True
 
     def __init__(self, get_response: Handler) -> None:
-        conf = get_conf()  # raises, naming the bad setting
-        error = build_error()
-        if conf.enabled and error is not None:
-            raise ImproperlyConfigured(f"eventtracking cannot start: {error}")
+        get_conf()  # raises, naming the bad setting
         self.get_response = get_response
         self._async = iscoroutinefunction(get_response)
         if self._async:

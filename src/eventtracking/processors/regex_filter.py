@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from typing import Any, Final
 
 from ..exceptions import ImproperlyConfigured
 from .exceptions import EventEmissionExit
+
+logger = logging.getLogger(__name__)
 
 ALLOWLIST: Final = "allowlist"
 BLOCKLIST: Final = "blocklist"
@@ -17,17 +20,17 @@ class RegexFilter:
     """``allowlist``: keep only names that match; ``blocklist``: drop names that match.
 
     Expressions match at the start of the name (`re.match`), as in Open edX.
-    An unknown filter type or an invalid expression raises ImproperlyConfigured.
+    An unknown filter type or an invalid expression raises ImproperlyConfigured
+    with Open edX's message, followed by what exactly is wrong.
     """
 
     def __init__(
         self, filter_type: str = ALLOWLIST, regular_expressions: Iterable[str] | None = None
     ) -> None:
         if filter_type not in (ALLOWLIST, BLOCKLIST):
-            raise ImproperlyConfigured(
-                f"RegexFilter filter_type must be {ALLOWLIST!r} or {BLOCKLIST!r}, "
-                f"not {filter_type!r}"
-            )
+            detail = f"filter_type must be {ALLOWLIST!r} or {BLOCKLIST!r}, not {filter_type!r}"
+            logger.error("RegexFilter: %s", detail)
+            raise ImproperlyConfigured(f"Invalid filter type is configured: {detail}")
         if isinstance(regular_expressions, str):
             raise ImproperlyConfigured(
                 "RegexFilter regular_expressions must be a list of patterns, not one string"
@@ -47,9 +50,9 @@ class RegexFilter:
             except re.error as exc:
                 invalid.append(f"{expression!r} ({exc})")
         if invalid:
-            raise ImproperlyConfigured(
-                "RegexFilter has invalid regular expressions: " + ", ".join(invalid)
-            )
+            detail = ", ".join(invalid)
+            logger.error("RegexFilter: invalid regular expressions: %s", detail)
+            raise ImproperlyConfigured(f"Invalid Regular Expressions are configured: {detail}")
         self.compiled_expressions = compiled
 
     def __call__(self, event: Any) -> Any:

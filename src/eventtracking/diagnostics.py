@@ -5,23 +5,34 @@ Counters are process-wide and cheap to bump; `snapshot()` copies them for
 once per key, so a bad event type emitted a million times logs one line, and
 the counter tells how often it happened. No message here ever carries an
 event payload: callers pass names, paths, sizes and types only.
+
+Names and paths can come from a browser, so every line is escaped (see
+`logsafe`) and every kind of warning (the first part of its key) has a
+budget: at most `WARN_BUDGET` lines per `WARN_WINDOW` seconds. What goes over
+is counted under ``diagnostics.suppressed.KIND`` and reported in one line
+when the kind next logs; the other counters always keep the full numbers.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
 from collections import Counter
+from typing import Final
 
-LOG = logging.getLogger("eventtracking")
+from .logsafe import safe_logger
+
+LOG = safe_logger("eventtracking")
+WARN_BUDGET: Final = 20  # lines per kind of warning per window
+WARN_WINDOW: Final = 60.0  # seconds
 
 _counters: Counter[str] = Counter()
 _lock = threading.Lock()
 _warned: set[tuple[str, ...]] = set()
 _MAX_WARNED_KEYS = 10_000
 _last_logged: dict[str, float] = {}
+_budgets: dict[str, list[float]] = {}  # kind -> [window start, lines, suppressed]
 
 
 def increment(name: str, amount: int = 1) -> None:
@@ -42,6 +53,7 @@ def reset() -> None:
         _counters.clear()
         _warned.clear()
         _last_logged.clear()
+        _budgets.clear()
 
 
 def warn_once(key: tuple[str, ...], message: str, *args: object) -> None:
@@ -49,9 +61,43 @@ def warn_once(key: tuple[str, ...], message: str, *args: object) -> None:
     with _lock:
         if key in _warned:
             return
+        suppressed = _spend(key[0] if key else "", time.monotonic())
+        if suppressed is None:
+            return  # not marked as warned: it may be logged once the budget allows
         if len(_warned) < _MAX_WARNED_KEYS:
             _warned.add(key)
+    _report_suppressed(key[0] if key else "", suppressed)
     LOG.warning(message, *args)
+
+
+def _spend(kind: str, now: float) -> int | None:
+    """Take one line from `kind`'s budget (under `_lock`).
+
+    None when the budget is spent (the line is counted as suppressed);
+    otherwise how many lines the previous window suppressed.
+    """
+    state = _budgets.get(kind)
+    if state is None or now - state[0] >= WARN_WINDOW:
+        _budgets[kind] = [now, 1, 0]
+        return int(state[2]) if state is not None else 0
+    if state[1] < WARN_BUDGET:
+        state[1] += 1
+        return 0
+    state[2] += 1
+    _counters[f"diagnostics.suppressed.{kind}"] += 1
+    return None
+
+
+def _report_suppressed(kind: str, count: int) -> None:
+    if count:
+        LOG.warning(
+            "%d more %r warning(s) suppressed in the last %.0fs (budget %d); "
+            "the counters keep the full numbers",
+            count,
+            kind,
+            WARN_WINDOW,
+            WARN_BUDGET,
+        )
 
 
 def log_burst(key: str, message: str, *args: object, interval: float = 60.0) -> bool:
@@ -64,7 +110,14 @@ def log_burst(key: str, message: str, *args: object, interval: float = 60.0) -> 
         last = _last_logged.get(key)
         if last is not None and now - last < interval:
             return False
+        kind = key.partition(":")[0]
+        suppressed = _spend(kind, now)
+        if suppressed is None:
+            return False
+        if len(_last_logged) >= _MAX_WARNED_KEYS:  # keys may name paths: keep the table bounded
+            del _last_logged[next(iter(_last_logged))]
         _last_logged[key] = now
+    _report_suppressed(kind, suppressed)
     # The traceback only when called while handling an exception.
     LOG.warning(message, *args, exc_info=sys.exc_info()[0] is not None)
     return True

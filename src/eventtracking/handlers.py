@@ -17,10 +17,10 @@ imports this module at start-up when openedx-events is installed
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from .exceptions import MissingExtraError
+from .logsafe import safe_logger
 
 try:
     from django.dispatch import receiver
@@ -35,7 +35,7 @@ from .tracker import get_tracker
 
 __all__ = ["send_tracking_log_to_backends"]
 
-logger = logging.getLogger(__name__)
+logger = safe_logger(__name__)  # outside input in messages cannot forge lines
 
 
 @receiver(TRACKING_EVENT_EMITTED)

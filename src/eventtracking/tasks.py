@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 from . import diagnostics
 from .backends import flush_backend
 from .exceptions import ImproperlyConfigured, MissingExtraError
+from .logsafe import safe_logger
 from .processors.exceptions import NoBackendEnabled, NoTransformerImplemented
 from .serialization import loads
 
@@ -84,7 +85,7 @@ FLUSH_TIMEOUT = 30.0
 # The version of send_events' JSON payload.
 PAYLOAD_VERSION: Final = 1
 
-logger = get_task_logger(__name__)
+logger = safe_logger(get_task_logger(__name__))  # outside input cannot forge lines
 
 
 @functools.cache

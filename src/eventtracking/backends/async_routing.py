@@ -49,7 +49,6 @@ Either way, backend options (DSNs, keys) never travel through the broker.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -61,6 +60,7 @@ from ..exceptions import (
     RetryableError,
     TerminalError,
 )
+from ..logsafe import safe_logger
 from ..processors.exceptions import EventEmissionExit
 from ..serialization import dumps_str
 from . import flush_backend
@@ -77,7 +77,7 @@ from ..tasks import BATCH_TASK_NAME, PAYLOAD_VERSION, TASK_NAME, send_event, sen
 
 __all__ = ["AsyncRoutingBackend"]
 
-LOG = logging.getLogger(__name__)
+LOG = safe_logger(__name__)  # outside input in messages cannot forge lines
 # The options read in the worker, and their defaults.
 _DEFAULTS: dict[str, Any] = {
     "max_retries": 10,

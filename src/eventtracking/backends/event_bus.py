@@ -20,12 +20,12 @@ read the same messages.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from ..exceptions import MissingExtraError
+from ..logsafe import safe_logger
 
 try:
     from django.conf import settings
@@ -40,7 +40,7 @@ from .routing import Processor, RoutingBackend
 
 __all__ = ["TIMESTAMP_FORMAT", "EventBusRoutingBackend"]
 
-logger = logging.getLogger(__name__)
+logger = safe_logger(__name__)  # outside input in messages cannot forge lines
 
 # How a timestamp given as text is read (an event revived from JSON, say): the
 # ISO form `datetime.isoformat` writes for an aware time with microseconds.

@@ -19,7 +19,6 @@ failures are also counted (``backend.<name>.errors``, ``processor.errors``).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from .. import diagnostics
+from ..logsafe import safe_logger
 from ..processors.exceptions import (
     EventEmissionExit,
     NoBackendEnabled,
@@ -38,7 +38,7 @@ from ..processors.exceptions import (
 )
 from . import close_backend, flush_backend
 
-LOG = logging.getLogger(__name__)
+LOG = safe_logger(__name__)  # outside input in messages cannot forge lines
 
 Processor = Any  # any callable ``event -> event | None``
 

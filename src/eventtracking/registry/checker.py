@@ -1,9 +1,11 @@
 """Validation at emit: look up the event's type, run its validator, apply the policy.
 
 Under ``warn`` the event is always kept: each (type, rule, field) problem is
-logged once and counted under ``validation.RULE``, and the event carries the
-problems in ``event["meta"]["problems"]``. Under ``strict`` the first problem
-raises `ValidationError`. Under ``off`` nothing is checked. Every event of a
+logged once (at most `MAX_LOGGED_PROBLEMS` lines per event, and within the
+budget of `diagnostics.warn_once`) and counted under ``validation.RULE``, and
+the event carries the problems in ``event["meta"]["problems"]``. Under
+``strict`` the first problem raises `ValidationError`. Under ``off`` nothing
+is checked. Every event of a
 registered type carries ``event["meta"]["type"]`` (the version id) and
 ``event["meta"]["contexts"]`` (context name -> version id) for the documented
 contexts in effect, unless the tracker uses the four-key Open edX envelope.
@@ -25,6 +27,9 @@ from ..serialization import dumps
 from .model import Policy
 from .registry import Registry
 from .validate import Problem, problem
+
+# Problems of one event logged one per line; the rest in one line (each is counted).
+MAX_LOGGED_PROBLEMS = 5
 
 
 class EventChecker:
@@ -179,15 +184,23 @@ class EventChecker:
         if policy == "strict":
             first = found[0]
             raise ValidationError(name, first["field"], first["rule"], first["detail"])
-        for item in found:
+        for i, item in enumerate(found):
             diagnostics.increment(f"validation.{item['rule']}")
+            if i < MAX_LOGGED_PROBLEMS:
+                diagnostics.warn_once(
+                    (f"validation.{item['rule']}", name, item["field"]),
+                    "event %r: %r: %s (%s); event kept",
+                    name,
+                    item["field"],
+                    item["rule"],
+                    item["detail"],
+                )
+        if len(found) > MAX_LOGGED_PROBLEMS:
             diagnostics.warn_once(
-                ("validation", name, item["rule"], item["field"]),
-                "event %r: %s: %s (%s); event kept",
+                ("validation.more", name),
+                "event %r: %d more problem(s) not logged; see the validation.* counters",
                 name,
-                item["field"],
-                item["rule"],
-                item["detail"],
+                len(found) - MAX_LOGGED_PROBLEMS,
             )
 
     def check_context(self, name: str, ctx: Mapping[str, Any]) -> None:

@@ -265,3 +265,10 @@ def test_the_logged_line_round_trips_to_the_emitted_event(
     logged = json.loads(record.getMessage())
     assert list(logged) == ["name", "timestamp", "data", "context"]
     assert logged["context"] == {"user_id": 5} and logged["data"] == {"s": "x"}
+
+
+def test_stats_walk_a_backend_tree_that_contains_itself() -> None:
+    router = RoutingBackend({"mem": InMemoryBackend()})
+    router.backends["loop"] = router
+    t = Tracker({"r": router})
+    assert isinstance(t.stats(), dict)

@@ -398,8 +398,12 @@ class Tracker:
         """
         stats = diagnostics.snapshot()
         pending = list(self.backends.values())
-        while pending:  # nested routing backends form trees
+        seen: set[int] = set()
+        while pending:  # nested routing backends form trees (or, by mistake, cycles)
             backend = pending.pop()
+            if id(backend) in seen:
+                continue
+            seen.add(id(backend))
             collect = getattr(backend, "delivery_stats", None)
             if callable(collect):
                 stats.update(collect())

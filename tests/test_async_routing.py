@@ -37,7 +37,7 @@ from eventtracking.backends.async_routing import AsyncRoutingBackend
 from eventtracking.exceptions import ImproperlyConfigured, RetryableError, TerminalError
 from eventtracking.processors.exceptions import EventEmissionExit
 from eventtracking.tasks import TASK_NAME, find_backend, run_task
-from eventtracking.testing import InMemoryBackend
+from eventtracking.testing import FlakyBackend, InMemoryBackend
 
 TESTS_DIR = Path(__file__).resolve().parent
 BROKER_URL = celery_support.BROKER_URL
@@ -472,22 +472,8 @@ def eager_app() -> Celery:
     return app
 
 
-class Flaky:
-    def __init__(self, failures: int, error: Exception) -> None:
-        self.failures = failures
-        self.error = error
-        self.attempts = 0
-        self.events: list[dict[str, Any]] = []
-
-    def send(self, event: dict[str, Any]) -> None:
-        self.attempts += 1
-        if self.attempts <= self.failures:
-            raise self.error
-        self.events.append(event)
-
-
 def test_eager_delivery_retries_only_the_failing_backend(eager_app: Celery) -> None:
-    flaky = Flaky(2, RetryableError("down", retry_after=0.0))
+    flaky = FlakyBackend(2, RetryableError("down", retry_after=0.0))
     steady = InMemoryBackend()
     backend = AsyncRoutingBackend(
         backends={"flaky": flaky, "steady": steady},
@@ -533,8 +519,8 @@ def test_eager_processors_run_in_the_caller(eager_app: Celery, batch: bool) -> N
 
 
 def test_terminal_and_exhausted_failures(eager_app: Celery) -> None:
-    terminal = Flaky(1, TerminalError("no"))
-    doomed = Flaky(100, RetryableError("down", retry_after=0.0))
+    terminal = FlakyBackend(1, TerminalError("no"))
+    doomed = FlakyBackend(100, RetryableError("down", retry_after=0.0))
     backend = AsyncRoutingBackend(
         backends={"doomed": doomed, "terminal": terminal},
         backend_name="t",

@@ -16,6 +16,7 @@ import pytest
 from eventtracking import diagnostics
 from eventtracking.backends import jsonl
 from eventtracking.backends.jsonl import JSONLinesBackend
+from eventtracking.testing import FakeClock
 from eventtracking.tracker import Tracker
 
 
@@ -288,19 +289,11 @@ class TestSizeRotation:
 # -- time rotation ------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def monotonic(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """Replace the jsonl module's view of `time` only; other code keeps the real clock."""
     fake = FakeClock()
-    monkeypatch.setattr(jsonl, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(jsonl, "time", types.SimpleNamespace(monotonic=fake))
     return fake
 
 
@@ -310,10 +303,10 @@ class TestTimeRotation:
     ) -> None:
         backend = open_backend(backends, path, rotate_interval=60)
         backend.send(make_event(0))
-        clock.now += 59.9
+        clock.advance(59.9)
         backend.send(make_event(1))
         assert rotated_files(path) == []
-        clock.now += 0.1
+        clock.advance(0.1)
         backend.send(make_event(2))
         backend.close()
         (rotated,) = rotated_files(path)
@@ -326,7 +319,7 @@ class TestTimeRotation:
         backend = open_backend(backends, path, rotate_interval=10)
         for i in range(6):
             backend.send(make_event(i))
-            clock.now += 5  # every second send comes 10 s after its file was opened
+            clock.advance(5)  # every second send comes 10 s after its file was opened
         backend.close()
         chunks = sorted(all_seqs_in_file_order(path), key=lambda c: c[0])
         assert chunks == [[0, 1], [2, 3], [4, 5]]
@@ -336,7 +329,7 @@ class TestTimeRotation:
         self, path: Path, backends: list[JSONLinesBackend], clock: FakeClock
     ) -> None:
         backend = open_backend(backends, path, rotate_interval=1)
-        clock.now += 100
+        clock.advance(100)
         backend.send(make_event(0))
         backend.close()
         assert rotated_files(path) == []

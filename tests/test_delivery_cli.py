@@ -12,15 +12,21 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from delivery_support import FakeClock, RecordingBackend, RejectingBackend, event
+from delivery_support import event
 from eventtracking.cli import cli
 from eventtracking.delivery import DeadLetterStore, DeliveryBackend, RetryPolicy
 from eventtracking.delivery import replay as replay_module
 from eventtracking.delivery.replay import Replayer, read_events
 from eventtracking.serialization import dumps
 from eventtracking.store.sqlite import SQLiteStore, row_for
+from eventtracking.testing import FakeClock, RecordingBackend, RejectingBackend
 
-REJECTS = json.dumps({"ENGINE": "delivery_support.AlwaysRejects"})
+REJECTS = json.dumps(
+    {
+        "ENGINE": "eventtracking.testing.RejectingBackend",
+        "OPTIONS": {"message": "HTTP 422: schema mismatch"},
+    }
+)
 
 
 def invoke(*args: str) -> Result:
@@ -38,7 +44,7 @@ def stored(path: Path) -> list[str]:
 @pytest.fixture
 def letters(tmp_path: Path) -> Path:
     """A dead-letter store filled by a real delivery backend: 3 rejected events of 2 names."""
-    backend = RejectingBackend(lambda e: e["data"]["n"] in (1, 2, 3))
+    backend = RejectingBackend(lambda e: e["data"]["n"] in (1, 2, 3), message="HTTP 400: bad")
     delivery = DeliveryBackend(
         backend, name="http", mode="sync", dead_letters=tmp_path / "dead-letters.db"
     )

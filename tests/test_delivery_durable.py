@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from delivery_support import DownBackend, RecordingBackend, event
+from delivery_support import event
 from eventtracking import SQLiteBackend, Tracker
 from eventtracking.delivery import DeliveryBackend
+from eventtracking.testing import DownBackend, RecordingBackend
 
 TESTS = Path(__file__).resolve().parent
 

@@ -105,9 +105,9 @@ def test_fork_in_durable_mode_writes_a_lane_per_process(tmp_path: Path) -> None:
 MEMORY = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
-from delivery_support import DownBackend
 from eventtracking import Tracker
 from eventtracking.delivery import DeliveryBackend
+from eventtracking.testing import DownBackend
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 def rss():
@@ -158,12 +158,13 @@ def test_memory_stays_bounded_through_a_long_outage(tmp_path: Path) -> None:
 AT_EXIT = """
 import sys, threading
 sys.path.insert(0, {tests!r})
-from delivery_support import HangingBackend, event
+from delivery_support import event
 from eventtracking import SQLiteBackend
 from eventtracking.delivery import DeliveryBackend
+from eventtracking.testing import BlockingBackend
 
 store = DeliveryBackend(SQLiteBackend(sys.argv[1]), name="store", max_delay=3600)
-stuck = DeliveryBackend(HangingBackend(), name="stuck", atexit_timeout=0.2)
+stuck = DeliveryBackend(BlockingBackend(), name="stuck", atexit_timeout=0.2)
 for n in range(25):
     store.send(event(n))
     stuck.send(event(n))

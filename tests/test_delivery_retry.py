@@ -6,19 +6,13 @@ from typing import Any
 
 import pytest
 
-from delivery_support import (
-    DownBackend,
-    FakeClock,
-    FlakyBackend,
-    OneByOneBackend,
-    RejectingBackend,
-    event,
-)
+from delivery_support import OneByOneBackend, event
 from eventtracking.delivery import CircuitPolicy, DeliveryBackend, RetryPolicy
 from eventtracking.delivery.dispatch import Batch, Dispatcher
 from eventtracking.delivery.metrics import DeliveryMetrics
 from eventtracking.delivery.retry import CircuitBreaker, classify
 from eventtracking.exceptions import RetryableError, TerminalError
+from eventtracking.testing import DownBackend, FakeClock, FlakyBackend, RejectingBackend
 
 # -- the policy --------------------------------------------------------------------------
 
@@ -92,6 +86,8 @@ def test_breaker_opens_after_threshold_and_half_opens_after_timeout() -> None:
 
 
 # -- the dispatcher ------------------------------------------------------------------------
+
+HTTP_400 = "HTTP 400: the batch holds an event we cannot accept"
 
 
 class Harness:
@@ -170,7 +166,7 @@ def test_max_elapsed_bounds_the_retries() -> None:
 
 def test_terminal_error_bisects_to_isolate_the_bad_events() -> None:
     bad = {"ev-00000003", "ev-00000011"}
-    backend = RejectingBackend(lambda e: e["id"] in bad)
+    backend = RejectingBackend(lambda e: e["id"] in bad, message=HTTP_400)
     harness = Harness(backend)
     harness.run([event(n) for n in range(16)])
     assert sorted(backend.ids()) == sorted(f"ev-{n:08d}" for n in range(16) if n not in (3, 11))

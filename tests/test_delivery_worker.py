@@ -16,23 +16,20 @@ from typing import Any
 
 import pytest
 
-from delivery_support import (
-    DownBackend,
-    FlakyBackend,
-    GatedBackend,
-    HangingBackend,
-    RecordingBackend,
-    RejectingBackend,
-    SlowBackend,
-    event,
-    wait_for,
-)
+from delivery_support import GatedBackend, SlowBackend, event, wait_for
 from eventtracking import Tracker, diagnostics, load_tracker, tracker_from_config
 from eventtracking.backends.routing import RoutingBackend
 from eventtracking.delivery import DeliveryBackend
 from eventtracking.exceptions import ImproperlyConfigured
 from eventtracking.serialization import dumps
-from eventtracking.testing import InMemoryBackend
+from eventtracking.testing import (
+    BlockingBackend,
+    DownBackend,
+    FlakyBackend,
+    InMemoryBackend,
+    RecordingBackend,
+    RejectingBackend,
+)
 
 Make = Callable[..., DeliveryBackend]
 
@@ -49,9 +46,8 @@ def make() -> Iterator[Make]:
 
     yield build
     for delivery in made:
-        release = getattr(delivery.backend, "release", None)
-        if isinstance(release, threading.Event):
-            release.set()
+        if isinstance(delivery.backend, BlockingBackend):
+            delivery.backend.release()
         delivery.close()
 
 
@@ -95,27 +91,27 @@ def test_batches_by_time(make: Make) -> None:
 
 
 def test_emit_never_blocks_on_a_hanging_backend(make: Make) -> None:
-    backend = HangingBackend()
+    backend = BlockingBackend()
     delivery = make(backend, batch_size=1, queue_size=1000)
     delivery.send(event(0))
-    assert backend.entered.wait(10)
+    assert backend.wait_until_blocked()
     for n in range(1, 200):  # the worker is stuck inside the backend meanwhile
         delivery.send(event(n))
     assert delivery.flush(0.05) is False
-    backend.release.set()
+    backend.release()
     assert delivery.flush(10) is True
     assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(200)]
 
 
 def test_one_failing_backend_never_slows_the_others(make: Make) -> None:
-    stuck, healthy = HangingBackend(), RecordingBackend()
+    stuck, healthy = BlockingBackend(), RecordingBackend()
     tracker = Tracker({"stuck": make(stuck, name="stuck"), "ok": make(healthy, name="ok")})
     for n in range(50):
         tracker.emit("a.b", {"n": n})
     assert tracker.get_backend("ok").flush(10) is True
     assert len(healthy.events) == 50
     assert tracker.flush(0.05) is False  # the stuck one cannot finish
-    stuck.release.set()
+    stuck.release()
     assert tracker.flush(10) is True
     tracker.close()
     assert len(stuck.events) == 50
@@ -158,12 +154,12 @@ def test_rejected_events_go_to_dead_letters_in_the_journal_dir(make: Make, tmp_p
 # -- overflow policies ---------------------------------------------------------------------------
 
 
-def stuck_and_full(make: Make, **options: Any) -> tuple[DeliveryBackend, HangingBackend]:
+def stuck_and_full(make: Make, **options: Any) -> tuple[DeliveryBackend, BlockingBackend]:
     """A delivery backend whose worker is stuck on event 0 and whose queue (5) is full."""
-    backend = HangingBackend()
+    backend = BlockingBackend()
     delivery = make(backend, name="d", batch_size=1, queue_size=5, **options)
     delivery.send(event(0))
-    assert backend.entered.wait(10)
+    assert backend.wait_until_blocked()
     for n in range(1, 6):
         delivery.send(event(n))
     return delivery, backend
@@ -173,7 +169,7 @@ def test_drop_newest_counts_each_drop(make: Make) -> None:
     delivery, backend = stuck_and_full(make, overflow="drop_newest")
     delivery.send(event(6))
     delivery.send(event(7))
-    backend.release.set()
+    backend.release()
     assert delivery.flush(10)
     assert backend.ids() == [f"ev-{n:08d}" for n in range(6)]
     assert delivery.metrics_snapshot()["dropped"] == {"queue_full": 2}
@@ -184,7 +180,7 @@ def test_drop_oldest_evicts_and_counts(make: Make) -> None:
     delivery, backend = stuck_and_full(make, overflow="drop_oldest")
     delivery.send(event(6))
     delivery.send(event(7))
-    backend.release.set()
+    backend.release()
     assert delivery.flush(10)
     assert backend.ids() == [f"ev-{n:08d}" for n in (0, 3, 4, 5, 6, 7)]
     assert delivery.metrics_snapshot()["dropped"] == {"oldest": 2}
@@ -194,7 +190,7 @@ def test_block_drops_after_its_timeout(make: Make) -> None:
     delivery, backend = stuck_and_full(make, overflow="block", block_timeout=0.01)
     delivery.send(event(6))
     assert delivery.metrics_snapshot()["dropped"] == {"block_timeout": 1}
-    backend.release.set()
+    backend.release()
     assert delivery.flush(10)
 
 
@@ -203,7 +199,7 @@ def test_block_waits_for_room(make: Make) -> None:
     sender = threading.Thread(target=delivery.send, args=(event(6),))
     sender.start()
     assert wait_for(lambda: delivery._worker is not None and delivery._worker.waiting_for_room == 1)
-    backend.release.set()
+    backend.release()
     sender.join(30)
     assert delivery.flush(10)
     assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(7)]
@@ -215,7 +211,7 @@ def test_spill_journals_what_does_not_fit(make: Make, tmp_path: Path) -> None:
     delivery.send(event(6))
     delivery.send(event(7))
     assert delivery.metrics_snapshot()["journaled"] == 2
-    backend.release.set()
+    backend.release()
     assert delivery.flush(10)
     assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(8)]
     assert delivery.metrics_snapshot()["dropped"] == {}
@@ -227,7 +223,7 @@ def test_spill_with_the_disk_budget_spent_drops_and_counts(make: Make, tmp_path:
     )
     delivery.send(event(6))
     assert delivery.metrics_snapshot()["dropped"] == {"disk_full": 1}
-    backend.release.set()
+    backend.release()
     assert delivery.flush(10)
 
 
@@ -273,7 +269,7 @@ def test_close_without_a_journal_counts_what_is_lost(make: Make) -> None:
     delivery, backend = stuck_and_full(make)
     delivery.close()  # the worker is stuck: its batch (event 0) counts as lost too
     assert delivery.metrics_snapshot()["dropped"] == {"shutdown": 6}
-    backend.release.set()
+    backend.release()
 
 
 def test_send_after_close_raises_and_close_is_idempotent(make: Make) -> None:

@@ -13,6 +13,7 @@ MODULES = [
     "eventtracking.tracker",
     "eventtracking.track",
     "eventtracking.processors",
+    "eventtracking.testing",
 ]
 
 

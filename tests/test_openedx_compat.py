@@ -272,3 +272,17 @@ def test_stats_walk_a_backend_tree_that_contains_itself() -> None:
     router.backends["loop"] = router
     t = Tracker({"r": router})
     assert isinstance(t.stats(), dict)
+
+
+def test_a_routing_send_patched_on_the_instance_receives_every_event() -> None:
+    mem = InMemoryBackend()
+    t = Tracker({"m": mem})
+    with mock.patch.object(t.routing_backend, "send") as patched:
+        t.emit("a", {"n": 1})
+    (call,) = patched.call_args_list
+    assert call.args[0]["name"] == "a" and mem.events == []
+    t.emit("b")  # the patch is gone: the routes are walked again
+    assert mem.names() == ["b"]
+    with mock.patch.object(t.routing_backend, "send_to_backends") as fan_out:
+        t.emit("c")
+    assert fan_out.call_count == 1 and mem.names() == ["b"]

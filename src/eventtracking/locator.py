@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextvars import ContextVar
+from functools import partial
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Scope = Literal["task", "process"]
@@ -155,6 +156,14 @@ class _LayeredLocator(ABC):
     @abstractmethod
     def _set_task(self, stack: _Stack) -> None: ...
 
+    def stack_reader(self) -> Callable[[], _Stack]:
+        """A function of no arguments that returns the current task-layer stack.
+
+        `Tracker.emit` reads the stack's cached view (`_Stack._combined`)
+        through it, and calls `view` only when that is missing or stale.
+        """
+        return self._task
+
     def get(self) -> MutableMapping[str, Mapping[str, Any]]:
         """A live mapping of the task-layer contexts (the Open edX interface)."""
         return _LiveView(self)
@@ -249,6 +258,11 @@ class DefaultContextLocator(_LayeredLocator):
 
     def _task(self) -> _Stack:
         return self._var.get(_EMPTY)
+
+    def stack_reader(self) -> Callable[[], _Stack]:
+        if type(self)._task is not DefaultContextLocator._task:
+            return self._task  # a subclass keeps its stacks elsewhere
+        return partial(self._var.get, _EMPTY)  # a C call: no Python frame per event
 
     def _set_task(self, stack: _Stack) -> None:
         self._var.set(stack)

@@ -100,14 +100,36 @@ class Tracker:
             raise ValueError("context_locator must have a callable 'get' method")
         self._closed = False
         self._close_lock = threading.Lock()
-        self._routing = RoutingBackend(backends=backends, processors=processors)
-        self._locator = context_locator if context_locator is not None else DefaultContextLocator()
-        self._layered = isinstance(self._locator, _LayeredLocator)
+        self.routing_backend = RoutingBackend(backends=backends, processors=processors)
+        self.context_locator = (
+            context_locator if context_locator is not None else DefaultContextLocator()
+        )
         self._envelope: Envelope = envelope
         self._strict = strict
         self.registry = registry if registry is not None else Registry()
         self._checker = EventChecker(
             self.registry, validation, max_event_size, annotate=envelope == "full"
+        )
+        self._resnapshot()
+
+    def _resnapshot(self) -> None:
+        """Gather what emit reads into one tuple; every setter calls this after a change.
+
+        One tuple unpacked per event costs less than reading seven attributes.
+        A subclass may set a setting before `Tracker.__init__` has run: then
+        there is nothing to gather yet, and `__init__` does it at its end.
+        """
+        settings = self.__dict__
+        if "_checker" not in settings:
+            return
+        self._snapshot = (
+            settings["_closed"],
+            settings["_strict"],
+            settings["_read_stack"],
+            settings["_locator"],
+            settings["_envelope"] == "full",
+            settings["_checker"],
+            settings["_routing"],
         )
 
     # -- the Open edX surface -------------------------------------------------
@@ -140,30 +162,29 @@ class Tracker:
         a non-string name or non-mapping data raises `EventError`). Never
         raises because of a backend; RuntimeError after `close()`.
         """
-        if self._closed:
+        closed, strict, read_stack, locator, full, checker, routing = self._snapshot
+        if closed:
             raise RuntimeError("this tracker is closed; create a new Tracker to emit again")
-        if self._strict:
+        if strict:
             name = checked_name(name, True)
             data = {} if data is None else checked_data(name, data, True)
         # Read through the module global, as Open edX does: tests patch
         # eventtracking.tracker.datetime to fix the time.
         now = datetime.now(UTC)
-        locator = self._locator
-        view: ContextView | None
-        if self._layered:
-            view = locator.view()
+        view: ContextView | None = None
+        if read_stack is not None:
+            # The merged contexts, cached on the task's stack until a context changes.
+            view = read_stack()._combined
+            if (
+                view is None
+                or view.version != locator._process_version
+                or view.owner is not locator
+            ):
+                view = locator.view()
             context = view.merged.copy()
         else:  # an Open edX-style locator: only get()
-            view = None
             context = resolve_context(locator)
-        if self._envelope == "openedx":
-            event = {
-                "name": name or UNKNOWN_EVENT_TYPE,
-                "timestamp": now,
-                "data": data or {},
-                "context": context,
-            }
-        else:
+        if full:
             event = {
                 "id": new_event_id(now),
                 "name": name or UNKNOWN_EVENT_TYPE,
@@ -171,14 +192,28 @@ class Tracker:
                 "data": data or {},
                 "context": context,
             }
-        checker = self._checker
-        if checker.active():
+        else:
+            event = {
+                "name": name or UNKNOWN_EVENT_TYPE,
+                "timestamp": now,
+                "data": data or {},
+                "context": context,
+            }
+        if checker.on:
             if view is None:
                 view = ContextView(0, context, tuple(locator.get()))
             checker.check(event, view)
-        if self._strict:
+        if strict:
             serialization.check(event)
-        self._routing.send(event)
+        if routing.direct and not routing._processors:
+            # What routing.send does here, without its two calls.
+            for route, backend in routing._routes:
+                try:
+                    backend.send(event)
+                except Exception as exc:
+                    routing.backend_failed(route, event, exc)
+        else:
+            routing.send(event)
 
     @property
     def routing_backend(self) -> RoutingBackend:
@@ -188,6 +223,7 @@ class Tracker:
     @routing_backend.setter
     def routing_backend(self, routing: RoutingBackend) -> None:
         self._routing = routing
+        self._resnapshot()
 
     @property
     def context_locator(self) -> Any:
@@ -200,6 +236,8 @@ class Tracker:
             raise ValueError("context_locator must have a callable 'get' method")
         self._locator = locator
         self._layered = isinstance(locator, _LayeredLocator)
+        self._read_stack = locator.stack_reader() if self._layered else None
+        self._resnapshot()
 
     @property
     def envelope(self) -> Envelope:
@@ -212,6 +250,7 @@ class Tracker:
             raise ValueError(f"envelope must be one of {ENVELOPES}, not {envelope!r}")
         self._envelope = envelope
         self._checker.annotate = envelope == "full"  # the four Open edX keys carry no meta
+        self._resnapshot()
 
     @property
     def strict(self) -> bool:
@@ -223,6 +262,7 @@ class Tracker:
         if not isinstance(strict, bool):
             raise TypeError(f"strict must be a bool, not {type(strict).__name__}")
         self._strict = strict
+        self._resnapshot()
 
     # -- documentation of event and context types ---------------------------------
 
@@ -354,6 +394,7 @@ class Tracker:
             if self._closed:
                 return
             self._closed = True
+            self._resnapshot()
         self.routing_backend.flush(timeout)
         self.routing_backend.close()
 

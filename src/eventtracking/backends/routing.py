@@ -116,6 +116,9 @@ class _Backends(dict[str, Any]):
         self._owner._reroute()
 
 
+_ROUTING_METHODS: Final = ("send", "send_to_backends", "process_event")
+
+
 class RoutingBackend:
     """Run processors, then fan out to backends; nest routing backends to form trees.
 
@@ -130,6 +133,14 @@ class RoutingBackend:
         backends: Mapping[str, Any] | None = None,
         processors: Iterable[Processor] | None = None,
     ) -> None:
+        # True while `send` of this object does exactly what RoutingBackend's
+        # does: then a Tracker may walk `_routes` itself when there are no
+        # processors. A subclass that routes its own way, or a test that patches
+        # one of these methods on the instance, turns it off.
+        self.direct = all(
+            getattr(type(self), method) is getattr(RoutingBackend, method)
+            for method in _ROUTING_METHODS
+        )
         self._lock = threading.Lock()
         self._routes: tuple[tuple[str, Any], ...] = ()
         self._backends = _Backends({}, self)
@@ -140,6 +151,23 @@ class RoutingBackend:
         if processors is not None:
             for processor in processors:
                 self.register_processor(processor)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ROUTING_METHODS:
+            object.__setattr__(self, "direct", False)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name in _ROUTING_METHODS and not any(m in self.__dict__ for m in _ROUTING_METHODS):
+            object.__setattr__(
+                self,
+                "direct",
+                all(
+                    getattr(type(self), method) is getattr(RoutingBackend, method)
+                    for method in _ROUTING_METHODS
+                ),
+            )
 
     @property
     def backends(self) -> dict[str, Any]:

@@ -53,15 +53,18 @@ class EventChecker:
         # Stamps the entries this checker caches in context views; replaced
         # whenever the registry changes, which makes them all stale at once.
         self._key = object()
+        # Read by emit for every event: an attribute, kept current below.
+        self.on = bool(registry._current) or max_event_size is not None
         registry.watch(self)
 
     def registry_changed(self) -> None:
         """Forget cached lookups (called by the registry after every change)."""
         self._key = object()
+        self.on = bool(self.registry._current) or self.max_event_size is not None
 
     def active(self) -> bool:
         """True when there is anything to check or annotate."""
-        return bool(self.registry._current) or self.max_event_size is not None
+        return self.on
 
     def context_ids(self, names: tuple[str, ...]) -> dict[str, str]:
         """Version ids of the documented contexts among `names` (cached per set of names)."""

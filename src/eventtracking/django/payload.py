@@ -16,6 +16,8 @@ message that says the server sets them.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -25,7 +27,14 @@ import orjson
 from .conf import BrowserConf
 from .context import MAX_FIELD_LENGTH, SERVER_FIELDS
 
-__all__ = ["EVENT_KEYS", "BrowserEvent", "PayloadError", "check_event", "parse_events"]
+__all__ = [
+    "EVENT_KEYS",
+    "BrowserEvent",
+    "PayloadError",
+    "check_event",
+    "load_json",
+    "parse_events",
+]
 
 EVENT_KEYS: Final = ("name", "data", "context", "page", "timestamp")
 
@@ -57,11 +66,55 @@ def parse_events(body: bytes, limits: BrowserConf) -> list[BrowserEvent]:
         raise PayloadError(
             413, "too_large", f"the body has {len(body)} bytes; at most {limits.max_body_bytes}"
         )
+    return events_of(load_json(body, "the body"), limits)
+
+
+def load_json(body: bytes, what: str) -> Any:
+    """`body` parsed as JSON; PayloadError (400) if it is not JSON or holds a huge integer.
+
+    `what` names the body in messages (``the body``, ``event``).
+
+    orjson turns an integer beyond 64 bits into a float, silently losing
+    digits, and no sink could store it exactly: such a body is refused with a
+    message that says to send the number as a string. Only bodies with a run
+    of 19 or more digits are parsed a second time (by the standard library,
+    which keeps integers exact) to find out.
+    """
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise PayloadError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
-    return events_of(document, limits)
+        if not body.strip():  # e.g. a chunked body that the server did not pass on
+            raise PayloadError(400, "bad_json", f"{what}: not valid JSON: empty") from None
+        raise PayloadError(400, "bad_json", f"{what}: not valid JSON: {exc}") from None
+    if _LONG_DIGITS.search(body) is not None:
+        try:
+            json.loads(body, parse_int=_checked_int)
+        except _HugeInteger as exc:
+            raise PayloadError(
+                400,
+                "integer_too_large",
+                f"{what}: the integer {exc.args[0]} is beyond 64 bits, and no store keeps "
+                "it exactly: send it as a string",
+            ) from None
+        except (ValueError, RecursionError):  # the standard library refuses what orjson took
+            pass
+    return document
+
+
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson reads and writes exactly
+
+
+class _HugeInteger(Exception):
+    pass
+
+
+def _checked_int(text: str) -> int:
+    # More than 20 digits is out of range whatever they are (and int() refuses 4,300+).
+    if len(text) > 21 or not _INT_MIN <= int(text) <= _INT_MAX:
+        shown = text if len(text) <= 30 else f"{text[:27]}..."
+        raise _HugeInteger(shown)
+    return int(text)
 
 
 def events_of(document: Any, limits: BrowserConf) -> list[BrowserEvent]:

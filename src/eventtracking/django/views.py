@@ -13,6 +13,12 @@ A request is checked whole (shape, limits, names, the registry under the
 strict policy, the rate limit) before any event is emitted: it is stored
 entirely or not at all.
 
+The same input gets the same answer under runserver, gunicorn and an ASGI
+server, and never a 5xx: a Content-Length that is not digits is a 400, a
+chunked body (no Content-Length) a 411, a body without Content-Type reads
+as JSON, and a JSON integer beyond 64 bits a 400 that says to send it as a
+string.
+
 Accepted events are emitted on the default tracker inside the server's
 ``request`` context (from the middleware, or built here) and a ``browser``
 context ``{event_source: 'browser', page, client_time, client: <the
@@ -28,7 +34,6 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import orjson
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
@@ -38,13 +43,14 @@ from django.views.decorators.csrf import csrf_exempt
 from .. import diagnostics
 from ..exceptions import EventError
 from ..locator import ContextView
+from ..logsafe import escape
 from ..registry.checker import EventChecker
 from ..tracker import Tracker
 from ..tracker import get_or_build_tracker as get_tracker
 from .conf import BrowserConf, get_conf
 from .context import CONTEXT_NAME, REQUEST_ATTRIBUTE, request_context, user_fields
 from .django_tracker import validation_policy
-from .payload import BrowserEvent, PayloadError, check_event, parse_events
+from .payload import BrowserEvent, PayloadError, check_event, load_json, parse_events
 from .ratelimit import RateLimiter
 
 __all__ = ["browser_events", "legacy_event"]
@@ -108,10 +114,22 @@ def _handle(request: HttpRequest, parse: Parser) -> HttpResponse:
         return _error(405, "method_not_allowed", "send events with POST", Allow="POST")
     conf = get_conf()
     limits = conf.browser
-    length = _content_length(request)
-    if length > limits.max_body_bytes:
+    try:
+        length = _content_length(request)
+    except PayloadError as exc:
+        return _error(exc.status, exc.code, exc.detail)
+    if length is not None and length > limits.max_body_bytes:
         return _error(
             413, "too_large", f"the body has {length} bytes; at most {limits.max_body_bytes}"
+        )
+    if length is None and request.META.get("HTTP_TRANSFER_ENCODING"):
+        # Django's WSGI request (runserver, gunicorn) reads no body without a length,
+        # so a chunked body would arrive empty there; refuse it on every server alike.
+        return _error(
+            411,
+            "length_required",
+            "chunked bodies are not accepted: send the body with a Content-Length header "
+            "(fetch() and navigator.sendBeacon() do)",
         )
     try:
         rejected = _csrf.process_view(request, _handle, (), {})
@@ -161,16 +179,35 @@ def _handle(request: HttpRequest, parse: Parser) -> HttpResponse:
     return JsonResponse({"accepted": len(events)})
 
 
-def _content_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
+def _content_length(request: HttpRequest) -> int | None:
+    """The declared body length; None without one; PayloadError when it is not a length.
+
+    Django itself reads the header with ``int()`` and would raise (a 500) on
+    ``abc``; ``+5``, `` 5`` and ``-1`` are not lengths either (RFC 9110: digits only).
+    """
+    value = request.META.get("CONTENT_LENGTH")
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise PayloadError(
+            400,
+            "bad_content_length",
+            f"Content-Length {escape(text, 40)!r} is not a length: send the body's size "
+            "in bytes as digits",
+        )
+    return int(text)
+
+
+def _is_json(kind: str) -> bool:
+    # No Content-Type at all reads as JSON: Django's runserver (wsgiref) reports a missing
+    # one as text/plain, so this is what every server then does alike.
+    return kind in JSON_TYPES or not kind
 
 
 def _events_from_body(request: HttpRequest, limits: BrowserConf) -> list[BrowserEvent]:
     kind = request.content_type or ""
-    if kind in JSON_TYPES:
+    if _is_json(kind):
         return parse_events(request.body, limits)
     if kind in FORM_TYPES:
         text = request.POST.get("events")
@@ -180,7 +217,7 @@ def _events_from_body(request: HttpRequest, limits: BrowserConf) -> list[Browser
     raise PayloadError(
         415,
         "unsupported_media_type",
-        f"Content-Type {kind or '(none)'!r}: send application/json, or a form with 'events'",
+        f"Content-Type {escape(kind, 80)!r}: send application/json, or a form with 'events'",
     )
 
 
@@ -189,23 +226,20 @@ def _legacy_from_body(request: HttpRequest, limits: BrowserConf) -> list[Browser
     fields: dict[str, Any]
     if kind in FORM_TYPES:
         fields = {key: request.POST.get(key) for key in ("event_type", "event", "page")}
-    elif kind in JSON_TYPES:
+    elif _is_json(kind):
         document = _json_object(request.body)
         fields = {key: document.get(key) for key in ("event_type", "event", "page")}
     else:
         raise PayloadError(
             415,
             "unsupported_media_type",
-            f"Content-Type {kind or '(none)'!r}: send a form with event_type, event and page",
+            f"Content-Type {escape(kind, 80)!r}: send a form with event_type, event and page",
         )
     data: Any = fields["event"]
     if data is None or data == "":
         data = {}
     elif isinstance(data, str):
-        try:
-            data = orjson.loads(data.encode("utf-8", "surrogatepass"))
-        except orjson.JSONDecodeError as exc:
-            raise PayloadError(400, "bad_json", f"event: not valid JSON: {exc}") from None
+        data = load_json(data.encode("utf-8", "surrogatepass"), "event")
     event = {"name": fields["event_type"], "data": data}
     if fields["page"] is not None:
         event["page"] = fields["page"]
@@ -213,10 +247,7 @@ def _legacy_from_body(request: HttpRequest, limits: BrowserConf) -> list[Browser
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    document = load_json(body, "the body")
     if not isinstance(document, dict):
         raise PayloadError(400, "bad_shape", "send an object with event_type, event and page")
     return document

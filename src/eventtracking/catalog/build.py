@@ -9,7 +9,7 @@ documentation.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -119,16 +119,49 @@ def diff(before: TypeVersion, after: TypeVersion) -> list[FieldChange]:
     return changes
 
 
-def mask_pii(event: Mapping[str, Any], version: TypeVersion | None) -> dict[str, Any]:
-    """A copy of `event` whose fields documented as PII show `PII_MASK` instead."""
+def mask_pii(
+    event: Mapping[str, Any],
+    version: TypeVersion | Iterable[TypeVersion] | None,
+    context_pii: Iterable[str] = (),
+) -> dict[str, Any]:
+    """A copy of `event` whose fields documented as PII show `PII_MASK` instead.
+
+    `version` is the event type's documentation (one version, or every
+    version: a field marked PII in any of them is masked in ``data``);
+    `context_pii` names the ``context`` fields that a documented context type
+    marks PII (`pii_fields` of the context types).
+    """
     masked = dict(event)
-    if version is None:
-        return masked
-    pii = {spec.name for spec in version.fields if spec.pii}
-    data = event.get("data")
-    if pii and isinstance(data, Mapping):
-        masked["data"] = {k: (PII_MASK if k in pii else v) for k, v in data.items()}
+    versions = [version] if isinstance(version, TypeVersion) else list(version or ())
+    data_pii, context_pii = pii_fields(versions), set(context_pii)
+    for part, pii in (("data", data_pii), ("context", context_pii)):
+        value = event.get(part)
+        if pii and isinstance(value, Mapping):
+            masked[part] = {k: (PII_MASK if k in pii else v) for k, v in value.items()}
+    meta = event.get("meta")
+    problems = meta.get("problems") if isinstance(meta, Mapping) else None
+    if isinstance(meta, Mapping) and isinstance(problems, list):
+        # A problem's detail can quote the value ("'a@b.c' is not allowed").
+        masked["meta"] = {
+            **meta,
+            "problems": [_masked_problem(p, data_pii, context_pii) for p in problems],
+        }
     return masked
+
+
+def _masked_problem(problem: Any, data_pii: set[str], context_pii: set[str]) -> Any:
+    if not isinstance(problem, Mapping) or not isinstance(problem.get("field"), str):
+        return problem
+    part, *path = problem["field"].split(".")  # data.FIELD... or context.TYPE.FIELD...
+    name = path[0] if part == "data" and path else path[1] if len(path) > 1 else ""
+    if (part == "data" and name in data_pii) or (part == "context" and name in context_pii):
+        return {**problem, "detail": PII_MASK}
+    return problem
+
+
+def pii_fields(versions: Iterable[TypeVersion]) -> set[str]:
+    """The names of the fields any of `versions` marks PII."""
+    return {spec.name for version in versions for spec in version.fields if spec.pii}
 
 
 def _combined(registry: Registry | None, store: CatalogueStore | None) -> Registry:
@@ -158,6 +191,9 @@ def build_catalogue(registry: Registry | None, store: CatalogueStore | None) -> 
     registry = _combined(registry, store)
     events = {v.name: _entry(registry, "event", v.name) for v in registry.types("event")}
     contexts = [_entry(registry, "context", v.name) for v in registry.types("context")]
+    # Context fields are merged into one mapping per event: a name marked PII by any
+    # version of any documented context type is masked wherever it appears.
+    context_pii = pii_fields(v for entry in contexts for v in entry.versions)
     if store is not None:
         data_fields = store.field_counts("data")
         context_keys = store.field_counts("context")
@@ -170,7 +206,8 @@ def build_catalogue(registry: Registry | None, store: CatalogueStore | None) -> 
             }
             latest = store.latest(name)
             if latest is not None:
-                entry.example = mask_pii(latest, entry.current)
+                versions = entry.versions or ([entry.current] if entry.current else [])
+                entry.example = mask_pii(latest, versions, context_pii)
             if entry.current is not None:
                 documented = {spec.name for spec in entry.current.fields}
                 entry.undocumented_fields = sorted(set(entry.observed_fields) - documented)

@@ -127,6 +127,26 @@ def render_markdown(catalogue: Catalogue) -> str:
     return "\n".join(out)
 
 
+def _without_pii_examples(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with the examples of properties marked ``x-pii`` left out (they may be real)."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not any(
+        isinstance(p, dict) and p.get("x-pii") and "examples" in p for p in properties.values()
+    ):
+        return schema
+    return {
+        **schema,
+        "properties": {
+            name: (
+                {k: v for k, v in prop.items() if k != "examples"}
+                if isinstance(prop, dict) and prop.get("x-pii")
+                else prop
+            )
+            for name, prop in properties.items()
+        },
+    }
+
+
 def event_schema(entry: TypeEntry) -> dict[str, Any]:
     """A JSON Schema for whole events of this type (envelope plus documented data)."""
     assert entry.current is not None
@@ -139,7 +159,7 @@ def event_schema(entry: TypeEntry) -> dict[str, Any]:
             "id": {"type": "string", "format": "uuid"},
             "name": {"const": entry.name},
             "timestamp": {"type": "string", "format": "date-time"},
-            "data": entry.current.schema,
+            "data": _without_pii_examples(entry.current.schema),
             "context": {"type": "object"},
             "meta": {"type": "object"},
         },
@@ -156,7 +176,7 @@ def render_json_schema(catalogue: Catalogue) -> str:
     for entry in catalogue.contexts:
         if entry.current is not None:
             defs[f"context:{entry.name}"] = {
-                **entry.current.schema,
+                **_without_pii_examples(entry.current.schema),
                 "title": entry.name,
                 "description": entry.current.description,
                 "x-version": entry.current.id,

@@ -37,6 +37,16 @@ _ALWAYS_ENCODABLE: Final = frozenset(
 _MISSING: Final = object()
 
 
+class _Hidden:
+    """Stands for the value of a field marked PII in a problem's detail (and so in logs)."""
+
+    def __repr__(self) -> str:
+        return "a value (PII, not shown)"
+
+
+_PII_VALUE: Final = _Hidden()
+
+
 def problem(rule: str, field: str, detail: str) -> Problem:
     """One problem record."""
     return {"rule": rule, "field": field, "detail": detail}
@@ -66,6 +76,7 @@ def compile_validator(version: TypeVersion) -> Validator:
         "_enum": _not_in_enum,
         "_encoding": _encoding_problems,
         "_bool": bool,
+        "_PII": _PII_VALUE,
     }
     # `k` counts the present scalar fields and `m` the present documented ones
     # (both start as if every required field were there): comparing them with
@@ -108,7 +119,7 @@ def compile_validator(version: TypeVersion) -> Validator:
             branch = "elif" if spec.type else "if"
             body += [
                 f"        {branch} v not in _e{i}:",
-                f"            found = _enum(found, {key}, v)",
+                f"            found = _enum(found, {key}, {'_PII' if spec.pii else 'v'})",
             ]
         lines += [f"    if {key} in data:", *(body or ["        pass"])]
         if spec.required:

@@ -30,7 +30,6 @@ import pytest
 from celery import Celery
 
 import celery_support
-from backend_contract import CHECKS, Subject
 from conftest import service_unavailable
 from eventtracking import Tracker, load_tracker, register_tracker, tracker_from_config
 from eventtracking.backends.async_routing import AsyncRoutingBackend
@@ -693,22 +692,6 @@ def test_open_edx_settings_build_it() -> None:
     assert isinstance(backend, AsyncRoutingBackend)
     assert backend.backend_name == "event_transformer" and backend.batch is False
     assert list(backend.backends) == ["m"]
-
-
-@pytest.mark.parametrize("batch", [False, True], ids=["send_event", "batched"])
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_async_routing_backend_honours_the_contract(
-    eager_app: Celery, check: Callable[[Subject], None], batch: bool
-) -> None:
-    memory = InMemoryBackend()
-    backend = AsyncRoutingBackend(
-        backends={"m": memory}, backend_name="contract", batch=batch, app=eager_app
-    )
-    register_tracker(Tracker({"contract": backend}))  # where the (eager) task finds it
-    try:
-        check(Subject(backend, lambda: list(memory.events)))
-    finally:
-        backend.close()
 
 
 def test_missing_celery_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
 import pytest
 
-from backend_contract import CHECKS, Subject
 from eventtracking import Tracker, diagnostics, tracker_from_config
 from eventtracking.backends.http import (
     USER_AGENT,
@@ -315,24 +314,6 @@ def test_events_are_encoded_like_every_other_sink(server: HTTPRecorder) -> None:
     [body] = server.requests[0].json()
     assert body["data"] == {"n": 0, "price": "1.10", "tags": ["a", "b"], "raw": "AAE="}
     assert loads(server.requests[0].body)[0]["id"] == event["id"]
-
-
-# -- the shared backend contract -----------------------------------------------------
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_http_backend_honours_the_contract(
-    server: HTTPRecorder, check: Callable[[Subject], None]
-) -> None:
-    backend = HTTPBackend(server.url)
-
-    def read() -> list[dict[str, Any]]:
-        return [event for request in server.requests for event in request.json()]
-
-    try:
-        check(Subject(backend, read))
-    finally:
-        backend.close()
 
 
 def test_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

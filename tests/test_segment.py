@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from backend_contract import CHECKS, Subject
 from eventtracking import Tracker, diagnostics, tracker_from_config
 from eventtracking.backends.segment_http import (
     DEFAULT_ENDPOINT,
@@ -284,23 +283,3 @@ def test_close_is_idempotent_and_send_after_close_raises(segment: SegmentHTTPBac
     segment.close()
     with pytest.raises(RuntimeError, match="closed"):
         segment.send(make_event({"user_id": 1}))
-
-
-@pytest.mark.parametrize("check", CHECKS, ids=lambda check: check.__name__)
-def test_segment_backend_honours_the_contract(
-    server: HTTPRecorder, check: Callable[[Subject], None]
-) -> None:
-    backend = SegmentHTTPBackend(WRITE_KEY, endpoint=server.url)
-
-    def read() -> list[dict[str, Any]]:
-        # Back from Segment's vocabulary to the event's, for the contract's reader.
-        return [
-            {"id": m["messageId"], "name": m["event"], "data": m["properties"]}
-            for request in server.requests
-            for m in request.json()["batch"]
-        ]
-
-    try:
-        check(Subject(backend, read))
-    finally:
-        backend.close()

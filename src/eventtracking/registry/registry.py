@@ -35,7 +35,8 @@ from .model import (
     schema_from_fields,
     version_from_dict,
 )
-from .validate import Validator, compile_validator
+from .schema import build_validator
+from .validate import Validator
 
 _by_id: dict[str, TypeVersion] = {}
 _by_id_lock = threading.Lock()
@@ -145,18 +146,29 @@ class Registry:
             source=source if source is not None else caller_source(1),
             registered_at=datetime.now(UTC),
         )
-        return self.add(version, policy)
+        return self._add(version, policy, refuse=True)
 
     def add(self, version: TypeVersion, policy: Policy | None = None) -> TypeVersion:
-        """Add an already built version (from a store or a catalogue file)."""
+        """Add an already built version (from a store or a catalogue file).
+
+        A JSON Schema that cannot be honoured (see `schema`) is not an error
+        here, since the version exists already: its fields are still checked.
+        """
+        return self._add(version, policy, refuse=False)
+
+    def _add(self, version: TypeVersion, policy: Policy | None, refuse: bool) -> TypeVersion:
         key = (version.kind, version.name)
+        # Compiled before the lock and before anything changes: a refused schema leaves
+        # the registry as it was.
+        built = None if version.id in self._validators else build_validator(version, refuse)
         with self._lock:
             versions = self._versions.setdefault(key, [])
             existing = next((v for v in versions if v.id == version.id), None)
             if existing is None:
                 versions.append(version)
                 existing = version
-                self._validators[version.id] = compile_validator(version)
+                if version.id not in self._validators:
+                    self._validators[version.id] = built or build_validator(version, refuse)
             self._current[key] = existing
             if policy is not None:
                 self._policies[version.name] = policy

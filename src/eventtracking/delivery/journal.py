@@ -11,10 +11,13 @@ wholly behind them and, every ``sync_interval`` seconds, fsyncs what was
 appended. Those fsyncs can take long on a busy disk, and delivery never
 waits for them: committing late only means re-delivering after a crash.
 
-A torn or corrupt record ends the reading of its segment with a warning
-(and, in our own lane, seals that segment so nothing is appended behind the
-damage); reading goes on with the next segment. Nothing here raises for bad
-contents.
+A torn or corrupt record ends the reading of its segment with a one-line
+warning (and, in our own lane, seals that segment so nothing is appended
+behind the damage); reading goes on with the next segment. Damage in the
+newest segment of a dead process's lane is the torn tail a crash leaves
+(counted under ``delivery.journal.torn_tails``); anywhere else it is
+corruption (``delivery.journal.corrupt_segments``). Nothing here raises for
+bad contents.
 """
 
 from __future__ import annotations
@@ -269,11 +272,27 @@ class Journal:
     def _skip_corrupt(
         self, path: Path, offset: int, problem: str, segment: int, cursor: _Cursor
     ) -> None:
-        diagnostics.increment("delivery.journal.corrupt_segments")
-        try:
-            raise CorruptRecord(path, offset, problem)
-        except CorruptRecord:
-            diagnostics.log_burst(f"corrupt:{path}", "journal damaged; skipping the rest")
+        # One line, no traceback: this is about the file, not about our code.
+        ids = cursor.lane.segment_ids() if cursor is not self._own else []
+        if ids and segment == max(ids):
+            # The newest segment of a process that is gone: it died mid-append. What
+            # it had not finished writing was never acknowledged as durable.
+            diagnostics.increment("delivery.journal.torn_tails")
+            diagnostics.log_burst(
+                f"torn:{path}",
+                "journal: the last record in %s was cut short when its process stopped "
+                "(%s at byte %d); the records before it are delivered",
+                path,
+                problem,
+                offset,
+            )
+        else:
+            diagnostics.increment("delivery.journal.corrupt_segments")
+            diagnostics.log_burst(
+                f"corrupt:{path}",
+                "journal damaged; skipping the rest: %s",
+                CorruptRecord(path, offset, problem),
+            )
         if cursor is self._own:
             self.writer.seal(segment)
 

@@ -245,6 +245,37 @@ def test_failing_backend_never_reaches_the_caller_and_is_counted() -> None:
     assert t.stats()["backend.a-boom.errors"] == 2
 
 
+def test_each_tracker_counts_its_own_failures_and_the_process_keeps_the_totals() -> None:
+    from eventtracking import diagnostics
+    from eventtracking.backends.logger import LoggerBackend
+    from eventtracking.processors.sample import Sampler
+
+    def failing_processor(event: dict[str, Any]) -> None:
+        raise ValueError("processor bug")
+
+    nested = RoutingBackend(backends={"boom": Boom()}, processors=[failing_processor])
+    logging.getLogger("eventtracking.tests.small").setLevel(logging.INFO)  # else nothing is encoded
+    small = LoggerBackend("eventtracking.tests.small", max_event_size=10)
+    a = tracker.Tracker({"boom": Boom(), "nested": nested, "small": small})
+    b = tracker.Tracker({"boom": Boom()}, processors=[Sampler({"drop.*": 0.0})])
+    for _ in range(3):
+        a.emit("e")
+    b.emit("e")
+    b.emit("drop.me")
+
+    stats_a, stats_b = a.stats(), b.stats()
+    assert stats_a["backend.boom.errors"] == 6  # 3 top-level + 3 in the nested tree
+    assert stats_a["processor.errors"] == 3
+    assert stats_a["logger.oversize_dropped"] == 3
+    assert "sampler.dropped" not in stats_a
+    assert stats_b["backend.boom.errors"] == 1
+    assert stats_b["sampler.dropped"] == 1
+    assert not {"processor.errors", "logger.oversize_dropped"} & set(stats_b)
+    totals = diagnostics.snapshot()
+    assert totals["backend.boom.errors"] == 7 and totals["processor.errors"] == 3
+    assert totals["logger.oversize_dropped"] == 3 and totals["sampler.dropped"] == 1
+
+
 def test_flush_close_context_manager_and_use_after_close() -> None:
     mem = InMemoryBackend()
     with tracker.Tracker({"mem": mem}) as t:

@@ -1,10 +1,15 @@
 """Self-metrics and rate-limited internal warnings.
 
 Counters are process-wide and cheap to bump; `snapshot()` copies them for
-`Tracker.stats()` and the CLI. Warnings about a recurring problem are logged
-once per key, so a bad event type emitted a million times logs one line, and
-the counter tells how often it happened. No message here ever carries an
-event payload: callers pass names, paths, sizes and types only.
+the CLI. Some belong to one object as well (a routing backend's backend and
+processor errors, a LoggerBackend's oversize drops): that object bumps them
+through its own `Counters`, which adds to the process totals too, so that
+`Tracker.stats()` can report what the tracker's own backends counted.
+
+Warnings about a recurring problem are logged once per key, so a bad event
+type emitted a million times logs one line, and the counter tells how often
+it happened. No message here ever carries an event payload: callers pass
+names, paths, sizes and types only.
 
 Names and paths can come from a browser, so every line is escaped (see
 `logsafe`) and every kind of warning (the first part of its key) has a
@@ -18,6 +23,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import weakref
 from collections import Counter
 from typing import Final
 
@@ -33,6 +39,8 @@ _warned: set[tuple[str, ...]] = set()
 _MAX_WARNED_KEYS = 10_000
 _last_logged: dict[str, float] = {}
 _budgets: dict[str, list[float]] = {}  # kind -> [window start, lines, suppressed]
+_owned_names: set[str] = set()  # names ever counted through a `Counters`
+_all_owned: weakref.WeakSet[Counters] = weakref.WeakSet()  # for reset()
 
 
 def increment(name: str, amount: int = 1) -> None:
@@ -47,10 +55,49 @@ def snapshot() -> dict[str, int]:
         return dict(_counters)
 
 
+def owned_names() -> frozenset[str]:
+    """The names counted through a `Counters` (per owner) at least once since `reset()`."""
+    with _lock:
+        return frozenset(_owned_names)
+
+
+class Counters:
+    """Counters that belong to one object, also added to the process-wide totals.
+
+    For what a tracker's own routing counts: `Tracker.stats()` sums the
+    `Counters` found in its backend tree, and reports for every name in
+    `owned_names()` only that sum, so two trackers never see each other's
+    errors; `snapshot()` (module level) keeps the totals of the process.
+    Bump only on rare paths (errors, drops): each bump takes the module lock.
+    """
+
+    __slots__ = ("__weakref__", "_counts")
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        with _lock:
+            _all_owned.add(self)
+
+    def increment(self, name: str, amount: int = 1) -> None:
+        """Add `amount` to `name` here and in the process totals (thread-safe)."""
+        with _lock:
+            self._counts[name] += amount
+            _counters[name] += amount
+            _owned_names.add(name)
+
+    def snapshot(self) -> dict[str, int]:
+        """A copy of this owner's counters."""
+        with _lock:
+            return dict(self._counts)
+
+
 def reset() -> None:
     """Zero every counter and forget which warnings were logged (for tests)."""
     with _lock:
         _counters.clear()
+        for owned in _all_owned:
+            owned._counts.clear()
+        _owned_names.clear()
         _warned.clear()
         _last_logged.clear()
         _budgets.clear()

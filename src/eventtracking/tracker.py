@@ -433,24 +433,41 @@ class Tracker:
         self.close()
 
     def stats(self) -> dict[str, int]:
-        """Process-wide self-metrics: repaired events, backend and processor errors, drops.
+        """Self-metrics: repaired events, backend and processor errors, drops.
 
-        Backends behind a delivery worker add theirs as ``delivery.<name>.<metric>``.
+        What this tracker's own routing tree counts (``backend.<name>.errors``,
+        ``processor.errors``, ``logger.oversize_*``, ``sampler.dropped``) is
+        this tracker's alone, so two trackers never share those counts; the
+        other counters are process-wide (`eventtracking.diagnostics.snapshot`
+        has the process totals of all of them). Backends behind a delivery
+        worker add theirs as ``delivery.<name>.<metric>``.
         """
         stats = diagnostics.snapshot()
-        pending = list(self.backends.values())
+        for name in diagnostics.owned_names():
+            stats.pop(name, None)
+        pending: list[Any] = [self.routing_backend]
         seen: set[int] = set()
         while pending:  # nested routing backends form trees (or, by mistake, cycles)
-            backend = pending.pop()
-            if id(backend) in seen:
+            node = pending.pop()
+            if id(node) in seen:
                 continue
-            seen.add(id(backend))
-            collect = getattr(backend, "delivery_stats", None)
+            seen.add(id(node))
+            counters = getattr(node, "counters", None)
+            if isinstance(counters, diagnostics.Counters):
+                for name, count in counters.snapshot().items():
+                    stats[name] = stats.get(name, 0) + count
+            collect = getattr(node, "delivery_stats", None)
             if callable(collect):
                 stats.update(collect())
-            children = getattr(backend, "backends", None)
+            children = getattr(node, "backends", None)
             if isinstance(children, Mapping):
                 pending.extend(children.values())
+            processors = getattr(node, "processors", None)
+            if isinstance(processors, list):
+                pending.extend(processors)
+            wrapped = getattr(node, "backend", None)  # a delivery worker's backend
+            if wrapped is not None and callable(getattr(wrapped, "send", None)):
+                pending.append(wrapped)
         return stats
 
 

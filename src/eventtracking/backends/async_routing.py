@@ -292,7 +292,7 @@ class AsyncRoutingBackend(RoutingBackend):
                     len(events),
                 )
             except Exception as exc:
-                diagnostics.increment(f"backend.{name}.errors")
+                self.counters.increment(f"backend.{name}.errors")
                 failures[name] = exc
         return failures
 

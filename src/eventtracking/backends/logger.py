@@ -15,10 +15,11 @@ than refused (see `eventtracking.serialization`); about twice as fast.
 An event whose JSON is longer than `max_event_size` characters is not
 logged, as in Open edX, but never silently: a warning names the event and its
 size (never its payload) once per event name, and the counter
-``logger.oversize_dropped`` goes up. With ``oversize="truncate"`` it is
-logged with ``data`` replaced by a marker that keeps the start of the
-original data and its size; if even the event's id, name and timestamp do not
-fit, it is dropped and counted as above.
+``logger.oversize_dropped`` goes up (in the backend's `counters`, which
+`Tracker.stats()` reads, and in the process totals). With
+``oversize="truncate"`` it is logged with ``data`` replaced by a marker that
+keeps the start of the original data and its size; if even the event's id,
+name and timestamp do not fit, it is dropped and counted as above.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class LoggerBackend:
                 sorted(_ignored),
             )
         self.event_logger = logging.getLogger(name)
+        self.counters = diagnostics.Counters()  # oversize events (Tracker.stats)
         self.max_event_size = max_event_size
         self.oversize: Oversize = oversize
         self.format: Format = format
@@ -157,7 +159,7 @@ class LoggerBackend:
             else None
         )
         if truncated is None:
-            diagnostics.increment("logger.oversize_dropped")
+            self.counters.increment("logger.oversize_dropped")
             diagnostics.warn_once(
                 ("logger.oversize", str(name)),
                 "event %r is %d characters, over max_event_size=%d: not logged (%s)",
@@ -169,7 +171,7 @@ class LoggerBackend:
                 else "too large even when truncated",
             )
             return None
-        diagnostics.increment("logger.oversize_truncated")
+        self.counters.increment("logger.oversize_truncated")
         diagnostics.warn_once(
             ("logger.truncated", str(name)),
             "event %r is %d characters, over max_event_size=%d: logged truncated",

@@ -14,7 +14,9 @@ guarantee Open edX gives with `copy.deepcopy`; `isolated_copy` gives it at a
 fraction of the cost for JSON-like events). Backends must not change events.
 
 Log lines are Open edX's, on the logger ``eventtracking.backends.routing``;
-failures are also counted (``backend.<name>.errors``, ``processor.errors``).
+failures are also counted (``backend.<name>.errors``, ``processor.errors``)
+in the routing backend's own `counters`, which `Tracker.stats()` sums over
+its tree, and in the process totals (`eventtracking.diagnostics.snapshot`).
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class RoutingBackend:
             for method in _ROUTING_METHODS
         )
         self._lock = threading.Lock()
+        self.counters = diagnostics.Counters()  # this tree's failures (Tracker.stats)
         self._routes: tuple[tuple[str, Any], ...] = ()
         self._backends = _Backends({}, self)
         self._processors: list[Processor] = []
@@ -240,7 +243,7 @@ class RoutingBackend:
             except EventEmissionExit:
                 raise
             except Exception:
-                diagnostics.increment("processor.errors")
+                self.counters.increment("processor.errors")
                 LOG.exception("Failed to execute processor: %s", str(processor))
                 continue
             if result is not None:
@@ -275,7 +278,7 @@ class RoutingBackend:
                 repr(exc),
             )
             return
-        diagnostics.increment(f"backend.{name}.errors")
+        self.counters.increment(f"backend.{name}.errors")
         LOG.exception('Unable to send edx event "%s" to backend: %s', event_name, name)
 
     def send_batch(self, events: list[Any]) -> None:
@@ -297,7 +300,7 @@ class RoutingBackend:
                     for event in survivors:
                         backend.send(event)
             except Exception:
-                diagnostics.increment(f"backend.{name}.errors")
+                self.counters.increment(f"backend.{name}.errors")
                 LOG.exception(
                     "Unable to send a batch of %d events to backend: %s", len(survivors), name
                 )

@@ -23,7 +23,8 @@ class Sampler:
     decision hashes the event id, so every process and every replay of the
     same event decides the same way; events without an id fall back to a
     hash of name and timestamp. Dropped events are counted under
-    ``sampler.dropped``.
+    ``sampler.dropped`` (in `counters`, which `Tracker.stats()` reads, and
+    in the process totals).
     """
 
     def __init__(self, rates: Mapping[str, float], default: float = 1.0) -> None:
@@ -44,6 +45,7 @@ class Sampler:
             compiled.append((re.compile(fnmatch.translate(pattern)), int(rate * _SCALE), pattern))
         self._rules = compiled
         self._by_name: dict[str, tuple[int, str]] = {}
+        self.counters = diagnostics.Counters()
 
     def _rule(self, name: str) -> tuple[int, str]:
         rule = self._by_name.get(name)
@@ -72,5 +74,5 @@ class Sampler:
     def __call__(self, event: Any) -> Any:
         if self.keeps(event):
             return event
-        diagnostics.increment("sampler.dropped")
+        self.counters.increment("sampler.dropped")
         raise EventEmissionExit()

@@ -113,3 +113,14 @@ def test_one_request_full_of_unknown_fields_logs_a_bounded_number_of_lines(
     counters = diagnostics.snapshot()
     assert counters["validation.unknown_field"] == 20 * 500  # the counters keep everything
     assert counters["validation.unregistered"] == 20
+
+
+def test_a_clean_record_keeps_its_template(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    log = safe_logger("eventtracking.test.template")
+    log.info('Unable to send edx event "%s" to backend: %s', "edx.x", "tracking_logs")
+    log.info('Unable to send edx event "%s" to backend: %s', "edx.\n", "tracking_logs")
+    clean, dirty = caplog.records
+    assert clean.msg == 'Unable to send edx event "%s" to backend: %s'  # Sentry groups by it
+    assert clean.args == ("edx.x", "tracking_logs")
+    assert dirty.getMessage() == 'Unable to send edx event "edx.\\n" to backend: tracking_logs'

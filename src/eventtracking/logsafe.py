@@ -87,7 +87,7 @@ class EscapeFilter(logging.Filter):
         except Exception:  # a bad format string: logging reports it as it always does
             return True
         safe = escape(message)
-        if safe != message or record.args:
+        if safe != message:  # a clean record keeps its template (tools group lines by it)
             record.msg, record.args = safe, None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = safe_traceback(record.exc_info)

@@ -22,6 +22,15 @@ def _clean_state() -> Iterator[None]:
     tracker.TRACKERS.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _journal_root(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Delivery backends keep a journal by default: each test gets a root of its
+    # own, so no test adopts (and delivers) what another left behind.
+    monkeypatch.setenv("EVENTTRACKING_JOURNAL_DIR", str(tmp_path_factory.mktemp("journal")))
+
+
 def service_unavailable(name: str, reason: str) -> None:
     """Skip the test, or fail it when CI requires every service."""
     if REQUIRE_SERVICES:

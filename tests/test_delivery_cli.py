@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from delivery_support import event
+from delivery_support import event, wait_for
 from eventtracking.cli import cli
 from eventtracking.delivery import DeadLetterStore, DeliveryBackend, RetryPolicy
 from eventtracking.delivery import replay as replay_module
@@ -214,7 +214,12 @@ def test_stats_delivery_reads_the_metrics_files(tmp_path: Path) -> None:
     delivery.close()
 
 
-def test_stats_delivery_needs_a_journal_dir(tmp_path: Path) -> None:
-    assert invoke("stats", "--delivery").exit_code == 2
+def test_stats_delivery_reads_the_default_root_or_the_given_directory(tmp_path: Path) -> None:
+    # The root comes from $EVENTTRACKING_JOURNAL_DIR (set for every test in conftest).
+    delivery = DeliveryBackend(RecordingBackend(), name="rooted", metrics_interval=0.01)
+    delivery.send(event(1))
+    assert delivery.flush(10)
+    assert wait_for(lambda: "rooted" in invoke("stats", "--delivery", "--json").output)
+    delivery.close()
     missing = invoke("stats", "--delivery", "--journal-dir", str(tmp_path / "nope"))
     assert missing.exit_code == 1 and "no such journal directory" in missing.output

@@ -266,7 +266,7 @@ def test_close_keeps_undelivered_events_in_the_journal_for_the_next_process(
 
 
 def test_close_without_a_journal_counts_what_is_lost(make: Make) -> None:
-    delivery, backend = stuck_and_full(make)
+    delivery, backend = stuck_and_full(make, journal_dir=None)
     delivery.close()  # the worker is stuck: its batch (event 0) counts as lost too
     assert delivery.metrics_snapshot()["dropped"] == {"shutdown": 6}
     backend.release()
@@ -390,15 +390,21 @@ OPTIONS = {{ path = "{tmp_path / "e.db"}" }}
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"mode": "fast"}, "mode: expected one of 'buffered', 'durable', 'sync', got str 'fast'"),
-        ({"mode": "durable"}, "mode='durable' needs journal_dir"),
-        ({"overflow": "spill"}, "overflow='spill' needs mode='buffered' and a journal_dir"),
+        (
+            {"mode": "fast"},
+            "mode: expected one of 'buffered', 'durable', 'sync', 'inline', got str 'fast'",
+        ),
+        ({"mode": "durable", "journal_dir": False}, "mode='durable' needs a journal"),
+        (
+            {"overflow": "spill", "journal_dir": False},
+            "overflow='spill' needs mode='buffered' or 'inline' and a journal",
+        ),
         ({"batch_size": 0}, "batch_size must be a positive int, not 0"),
         ({"max_delay": -1}, "max_delay must be a number of seconds >= 0"),
         ({"retry": {"attempts": 3}}, "retry: unknown option(s) ['attempts']; valid options"),
         ({"fsync": "always"}, "fsync='always' applies to mode='durable' only"),
         ({"colour": "red"}, "unknown option(s) ['colour']"),
-        ({"batch_size": "many"}, "batch_size: expected int, got str 'many'"),
+        ({"batch_size": "many"}, "batch_size: expected int | None, got str 'many'"),
     ],
 )
 def test_bad_options_are_improperly_configured(options: dict[str, Any], message: str) -> None:

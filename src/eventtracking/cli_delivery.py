@@ -25,13 +25,14 @@ from rich.table import Table
 from .delivery.deadletter import DEFAULT_FILENAME, DeadLetter, DeadLetterStore
 from .delivery.lanes import LANE_PREFIX, SEGMENT_SUFFIX
 from .delivery.metrics import process_alive
+from .delivery.paths import ENV, journal_root
 from .delivery.replay import Replayer, read_events
 from .delivery.retry import RetryPolicy
 from .exceptions import ImproperlyConfigured, StoreError
 from .times import time_option
 
 DEAD_LETTERS_ENV: Final = "EVENTTRACKING_DEAD_LETTERS"
-JOURNAL_ENV: Final = "EVENTTRACKING_JOURNAL_DIR"
+JOURNAL_ENV: Final = ENV
 
 
 def _console() -> Console:
@@ -337,10 +338,8 @@ def delivery_report(journal_dir: Path) -> dict[str, Any]:
 
 
 def show_delivery_stats(journal_dir: str | None, as_json: bool) -> None:
-    """Print `delivery_report` for `journal_dir` as tables or one JSON object."""
-    if not journal_dir:
-        raise click.UsageError(f"stats --delivery needs --journal-dir DIR (or ${JOURNAL_ENV})")
-    root = Path(journal_dir)
+    """Print `delivery_report` for `journal_dir` (default: the default journal root)."""
+    root = Path(journal_dir) if journal_dir else journal_root()
     if not root.is_dir():
         raise click.ClickException(f"{root}: no such journal directory")
     report = delivery_report(root)

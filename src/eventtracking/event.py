@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from . import diagnostics
+from . import _process, diagnostics
 from .exceptions import EventError
 
 UNKNOWN_EVENT_TYPE: Final = "unknown"
@@ -36,6 +36,9 @@ _lock = threading.Lock()
 _state: _State = (_EPOCH, "", "", itertools.count())
 
 
+_hooked = False  # _after_fork_in_child is registered (on the first id, not at import)
+
+
 def _after_fork_in_child() -> None:
     # Forget the millisecond state so the child draws fresh random bits and
     # never reuses the parent's (prefix, sequence, random) triples.
@@ -44,13 +47,13 @@ def _after_fork_in_child() -> None:
     _state = (_EPOCH, "", "", itertools.count())
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 def _roll(seen: _State, at: datetime) -> _State:
     """Start the millisecond of `at`, or borrow the next one (clock behind, sequence spent)."""
-    global _state
+    global _state, _hooked
     with _lock:
+        if not _hooked:  # once per process, on the first id
+            _hooked = True
+            _process.on_fork(after_in_child=_after_fork_in_child)
         if _state is seen:  # nobody rolled it meanwhile
             ms = (max(at, seen[0]) - _EPOCH) // _MS
             # 62 random bits from the OS generator, shared by the ids of this

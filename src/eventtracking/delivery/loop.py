@@ -75,6 +75,7 @@ class Worker:
         metrics: DeliveryMetrics,
         gauges: Callable[[], dict[str, Any]],
         sleep: Callable[[float], None] | None,
+        recovered: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.options = options
@@ -83,6 +84,7 @@ class Worker:
         self.metrics = metrics
         self._gauges = gauges
         self._sleep = sleep
+        self._recovered = recovered  # told after each batch done with the breaker closed
         self.queue: deque[Event] = deque()
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)  # `block` overflow waits here
@@ -257,6 +259,8 @@ class Worker:
         journal = self.journal
         if isinstance(batch.source, JournalBatch) and journal is not None and not self.abandoned:
             journal.commit(batch.source)
+        if self._recovered is not None and self.dispatcher.breaker.state == "closed":
+            self._recovered()
         self._answer_flushes()
 
     # -- spilling, flushing, housekeeping ----------------------------------------

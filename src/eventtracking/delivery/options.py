@@ -3,13 +3,16 @@
 `DeliveryBackend` owns the defaults (its signature, documented in the
 README); `DeliveryOptions.resolve` validates the values it was given and
 fills in what depends on the mode, raising ValueError with a message that
-names the option and says what to write instead.
+names the option and says what to write instead. ``journal_dir=True`` (the
+default) means the default directory of `paths`, asked for only when the
+mode uses a journal.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
@@ -17,10 +20,11 @@ from typing import Any, Final, Literal, get_args
 from .deadletter import DEFAULT_FILENAME
 from .retry import CircuitPolicy, RetryPolicy, from_mapping
 
-Mode = Literal["buffered", "durable", "sync"]
+Mode = Literal["buffered", "durable", "sync", "inline"]
 Overflow = Literal["block", "drop_newest", "drop_oldest", "spill"]
 Fsync = Literal["always", "interval"]
 DURABLE_OVERFLOW: Final = ("block", "drop_newest")
+QUEUED: Final = ("buffered", "inline")  # modes with a memory queue (overflow applies, may spill)
 
 
 def _choice(name: str, value: object, allowed: Any) -> Any:
@@ -57,6 +61,7 @@ class DeliveryOptions:
 
     mode: Mode
     journal_dir: Path | None
+    journal_is_default: bool
     batch_size: int
     batch_bytes: int | None
     max_delay: float
@@ -79,6 +84,7 @@ class DeliveryOptions:
         *,
         mode: object,
         journal_dir: object,
+        default_journal: Callable[[], Path],
         batch_size: object,
         batch_bytes: object,
         max_delay: object,
@@ -97,19 +103,31 @@ class DeliveryOptions:
     ) -> DeliveryOptions:
         """Check every option, fill in mode-dependent defaults; ValueError says what to fix."""
         mode_ = _choice("mode", mode, Mode)
-        journal = None if journal_dir is None else _path("journal_dir", journal_dir)
+        is_default = journal_dir is True and mode_ != "sync"
+        journal: Path | None
+        if journal_dir is True:
+            journal = default_journal() if is_default else None
+        elif journal_dir is None or journal_dir is False:
+            journal = None
+        else:
+            journal = _path("journal_dir", journal_dir)
         if mode_ == "durable" and journal is None:
-            raise ValueError("mode='durable' needs journal_dir: the directory for the journal")
+            raise ValueError(
+                "mode='durable' needs a journal: leave journal_dir out (the default directory) "
+                "or give the directory"
+            )
         if mode_ == "sync" and journal is not None:
             raise ValueError(
                 "journal_dir is not used in mode='sync' (events are delivered in the caller's "
                 "thread); remove it, or use mode='durable'"
             )
         if overflow is None:
-            overflow = "spill" if mode_ == "buffered" and journal is not None else "drop_newest"
+            overflow = "spill" if mode_ in QUEUED and journal is not None else "drop_newest"
         overflow_ = _choice("overflow", overflow, Overflow)
-        if overflow_ == "spill" and (mode_ != "buffered" or journal is None):
-            raise ValueError("overflow='spill' needs mode='buffered' and a journal_dir to spill to")
+        if overflow_ == "spill" and (mode_ not in QUEUED or journal is None):
+            raise ValueError(
+                "overflow='spill' needs mode='buffered' or 'inline' and a journal to spill to"
+            )
         if mode_ == "durable" and overflow_ not in DURABLE_OVERFLOW:
             raise ValueError(
                 f"mode='durable' accepts overflow 'block' or 'drop_newest', not {overflow_!r}: "
@@ -138,6 +156,7 @@ class DeliveryOptions:
         return cls(
             mode=mode_,
             journal_dir=journal,
+            journal_is_default=is_default,
             batch_size=_positive_int("batch_size", batch_size),
             batch_bytes=None if batch_bytes is None else _positive_int("batch_bytes", batch_bytes),
             max_delay=_seconds("max_delay", max_delay),

@@ -14,9 +14,14 @@ Modes:
 * ``sync``: `send` delivers in the caller's thread, with the same retries,
   bisection and dead letters; when the circuit is open it fails fast to dead
   letters instead of waiting. For tests and serverless functions.
+* ``inline``: as buffered, but a full batch is written by the emitting
+  thread itself (see `inline`): for local sinks, the SQLite store and
+  JSON-lines files, which a hand-over to another thread would slow down.
 
-`send` never raises a transport error and, except for ``overflow="block"``,
-never waits for I/O in buffered mode. Every event not delivered is counted
+Every mode but ``sync`` keeps a journal by default (``journal_dir=True``:
+see `paths`), so an overflowing queue spills to disk instead of dropping.
+`send` never raises a transport error and, except for ``overflow="block"``
+and mode ``inline``, never waits for I/O. Every event not delivered is counted
 by reason (`stats()`); events the backend rejects (`TerminalError`) or that
 run out of retries go to the dead-letter store.
 """
@@ -28,18 +33,17 @@ import os
 import random
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, Final
 
-from .. import diagnostics
+from .. import _process, diagnostics
 from ..backends import close_backend, flush_backend
 from ..event import with_id
 from ..exceptions import StoreError
-from . import processes
+from . import paths
 from .deadletter import DeadLetterStore
 from .dispatch import Batch, Dispatcher, Event
+from .inline import InlineWriter
 from .intake import Intake
 from .journal import Journal
 from .loop import Worker
@@ -47,11 +51,18 @@ from .metrics import DeliveryMetrics, flat
 from .options import DeliveryOptions, Fsync, Mode, Overflow
 from .retry import CircuitBreaker, CircuitPolicy, RetryPolicy
 
-STOP_GRACE: Final = 1.0  # seconds close() waits for a worker stuck inside the backend
+STOP_GRACE: Final = 0.25  # seconds close() gives a worker stuck inside the backend
 YIELD_EVERY: Final = 256  # when behind, emit gives the worker the GIL once per this many events
+DEFAULT_BATCH: Final = 500
 MiB: Final = 1 << 20
 
-_journal_owners: weakref.WeakValueDictionary[Path, DeliveryBackend] = weakref.WeakValueDictionary()
+
+def preferred_batch_size(backend: Any) -> int:
+    """The wrapped backend's ``batch_size`` (most events it writes at once), else 500."""
+    size = getattr(backend, "batch_size", None)
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    return DEFAULT_BATCH
 
 
 class DeliveryBackend:
@@ -61,8 +72,10 @@ class DeliveryBackend:
     ``flush(timeout)`` and ``close()`` are used when present. `name` labels
     metrics and dead letters (default: the backend's class name). The other
     options are described in the README ("Reliable delivery"); invalid ones
-    raise ValueError saying what to write instead. `clock`, `sleep` and
-    `rand` replace the monotonic clock, the waits and the jitter (tests).
+    raise ValueError saying what to write instead. `batch_size` defaults to
+    the backend's own ``batch_size`` attribute (the most events it writes at
+    once), else 500. `clock`, `sleep` and `rand` replace the monotonic clock,
+    the waits and the jitter (tests).
 
     Thread-safe and fork-safe: a forked child starts with an empty queue and
     its own worker and journal lane; the parent delivers what it had queued.
@@ -74,8 +87,8 @@ class DeliveryBackend:
         *,
         name: str | None = None,
         mode: Mode = "buffered",
-        journal_dir: str | os.PathLike[str] | None = None,
-        batch_size: int = 500,
+        journal_dir: str | os.PathLike[str] | bool | None = True,
+        batch_size: int | None = None,
         batch_bytes: int | None = None,
         max_delay: float = 1.0,
         queue_size: int = 10_000,
@@ -100,10 +113,14 @@ class DeliveryBackend:
             raise ValueError(f"name must be a non-empty str, not {name!r}")
         self.name = name or type(backend).__name__
         self.backend = backend
+        self._closed = False
         self.options = o = DeliveryOptions.resolve(
             mode=mode,
             journal_dir=journal_dir,
-            batch_size=batch_size,
+            default_journal=lambda: paths.claim(
+                paths.default_journal_dir(self.name, backend), self, suffix=True
+            ),
+            batch_size=preferred_batch_size(backend) if batch_size is None else batch_size,
             batch_bytes=batch_bytes,
             max_delay=max_delay,
             queue_size=queue_size,
@@ -134,8 +151,13 @@ class DeliveryBackend:
         self._intake = Intake(
             self.name, o, self.metrics, self.journal, self.dead_letters, lambda: self._closed
         )
+        self._inline_writer: InlineWriter | None = None
+        target: Any = backend
+        if o.mode == "inline":
+            self._inline_writer = InlineWriter(backend, self.name, self.metrics, self._unhealthy)
+            target = self._inline_writer.serialized()  # callers and the worker take turns
         self._dispatcher = Dispatcher(
-            backend,
+            target,
             name=self.name,
             retry=o.retry,
             breaker=self.breaker,
@@ -146,31 +168,30 @@ class DeliveryBackend:
         )
         self._sync_lock = threading.Lock()
         self._close_lock = threading.Lock()
-        self._closed = False
         self._forked = False
         self._fast = False  # True while send may take the buffered fast path
         self._durable = False  # True while send may go straight to the journal
+        self._inline = False  # True while send may write full batches in the caller
         self._worker: Worker | None = None
         self._queue_size, self._batch_size = o.queue_size, o.batch_size
         # A tight emit loop holds the GIL; the worker waits up to the switch
         # interval (5 ms) after each of its system calls to get it back, and
         # falls behind. Past this backlog, emit yields it now and then.
         self._yield_at = max(YIELD_EVERY, o.queue_size // 2)
-        processes.track(self)
+        _process.track(self)
         if o.mode != "sync":
             self._start()
 
     def _open_journal(self, o: DeliveryOptions) -> Journal | None:
         if o.journal_dir is None:
             return None
-        key = o.journal_dir.resolve()
-        owner = _journal_owners.get(key)
-        if owner is not None and not owner._closed:
-            raise ValueError(
-                f"journal_dir {str(key)!r} is already used by delivery backend {owner.name!r} "
-                "in this process; give each delivery backend a directory of its own"
-            )
-        journal = Journal(
+        # A default directory was claimed when it was chosen (with a suffix if in use).
+        key = (
+            o.journal_dir
+            if o.journal_is_default
+            else paths.claim(o.journal_dir, self, suffix=False)
+        )
+        return Journal(
             key,
             fsync_always=o.fsync == "always",
             segment_bytes=o.segment_bytes,
@@ -178,8 +199,6 @@ class DeliveryBackend:
             cache_limit=o.queue_size,  # in memory: as many events as the queue may hold
             sync_interval=None if o.fsync == "always" else o.fsync_interval,
         )
-        _journal_owners[key] = self
-        return journal
 
     def _start(self) -> None:
         worker = Worker(
@@ -190,12 +209,29 @@ class DeliveryBackend:
             metrics=self.metrics,
             gauges=self._gauges,
             sleep=self._sleep,
+            recovered=self._healthy if self._inline_writer is not None else None,
         )
         self._worker = worker
         self._queue, self._wakeup = worker.queue, worker.wakeup
         worker.start()
-        self._fast = self.options.mode == "buffered"
-        self._durable = self.options.mode == "durable"
+        mode = self.options.mode
+        self._fast = mode in ("buffered", "inline")
+        self._durable = mode == "durable"
+        self._inline = mode == "inline"
+
+    def _unhealthy(self) -> None:
+        """Inline mode: a write failed in the caller; queue only until the worker recovers."""
+        self._inline = False
+
+    def _healthy(self) -> None:
+        """Inline mode: the worker delivered with the breaker closed; write in the caller again."""
+        if self._fast and not self._inline and len(self._queue) < self._batch_size:
+            self._inline = True
+
+    @property
+    def exit_timeout(self) -> float:
+        """Seconds this backend may spend flushing at interpreter exit (``atexit_timeout``)."""
+        return self.options.atexit_timeout
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -203,9 +239,21 @@ class DeliveryBackend:
         """Hand `event` over for delivery; see the class docs for when this waits.
 
         RuntimeError after `close()`; never raises for a failing backend.
-        An event without an ``id`` (the Open edX envelope) is given one here,
-        before its first write, so retries and stores see the same id.
+        An event without an ``id`` (the Open edX envelope) is given one
+        before it is queued or journaled, so retries and stores see the same
+        id; inline mode gives one only to events that failed in the caller.
         """
+        if self._inline:
+            self._count_emitted()
+            queue = self._queue
+            queue.append(event)
+            depth = len(queue)
+            if depth >= self._batch_size:
+                assert self._inline_writer is not None and self._worker is not None
+                self._inline_writer.write(self._worker, self._batch_size)
+            elif depth == 1 and not self._wakeup.is_set():
+                self._wakeup.set()  # the worker starts the max_delay clock
+            return
         if type(event) is dict and "id" not in event:
             event = with_id(event)
         if not self._fast:
@@ -308,13 +356,14 @@ class DeliveryBackend:
         within one shared deadline first. Undelivered events go to the
         journal when there is one (delivered by the next process), else they
         are counted as dropped (``shutdown``). A worker stuck in the backend
-        is abandoned after a second. Idempotent.
+        is abandoned after `STOP_GRACE` seconds, so close returns within
+        `timeout` plus that margin. Idempotent.
         """
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        self._fast = self._durable = False
+        self._fast = self._durable = self._inline = False
         try:
             if self.options.mode == "sync" or self._forked:
                 close_backend(self.backend)
@@ -343,7 +392,7 @@ class DeliveryBackend:
         finally:
             if self.dead_letters is not None:
                 self.dead_letters.close()
-            processes.untrack(self)
+            _process.untrack(self)
 
     @property
     def closed(self) -> bool:
@@ -374,12 +423,22 @@ class DeliveryBackend:
         """`metrics_snapshot` as ``delivery.<name>.<metric>`` integers (for `Tracker.stats`)."""
         return {f"delivery.{self.name}.{k}": v for k, v in flat(self.metrics_snapshot()).items()}
 
-    # -- processes ----------------------------------------------------------------------
+    # -- processes (called by eventtracking._process) ------------------------------------
+
+    def _before_fork(self) -> None:
+        if self._inline_writer is not None:
+            self._inline_writer.before_fork()
+
+    def _after_fork_in_parent(self) -> None:
+        if self._inline_writer is not None:
+            self._inline_writer.after_fork_in_parent()
 
     def _after_fork_in_child(self) -> None:
+        if self._inline_writer is not None:
+            self._inline_writer.after_fork_in_child()
         if self._closed:
             return
-        self._fast = self._durable = False
+        self._fast = self._durable = self._inline = False
         self._forked = True
         self._worker = None  # the parent's queue and thread stay the parent's
         self._sync_lock = threading.Lock()

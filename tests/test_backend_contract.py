@@ -107,7 +107,7 @@ def released_subject(tmp: Path) -> contextlib.AbstractContextManager[Subject]:
 @contextlib.contextmanager
 def sqlite_subject(tmp: Path) -> Iterator[Subject]:
     path = tmp / "events.db"
-    backend = SQLiteBackend(path, batch_size=2, max_delay=60)
+    backend = SQLiteBackend(path, batch_size=2)
     reader = SQLiteStore(path)
     try:
         yield Subject(backend, lambda: reader.query(Query(limit=None)), STORE)
@@ -262,7 +262,7 @@ def postgres_subject(tmp: Path) -> Iterator[Subject]:
     from eventtracking.store.postgres import PostgresStore
 
     with pg_table("et_contract") as (dsn, table):
-        backend = PostgresBackend(dsn, table, batch_size=2, max_delay=60)
+        backend = PostgresBackend(dsn, table, batch_size=2)
         reader = PostgresStore(table_url(dsn, table), create=False)
         try:
             yield Subject(backend, lambda: reader.query(Query(limit=None)), STORE)
@@ -278,7 +278,7 @@ def redis_subject(tmp: Path) -> Iterator[Subject]:
     from eventtracking.backends.redis_stream import RedisStreamBackend
 
     with redis_stream("et-contract") as (url, stream):
-        backend = RedisStreamBackend(url, stream, batch_size=2, max_delay=60)
+        backend = RedisStreamBackend(url, stream, batch_size=2)
         client = redis.Redis.from_url(url)
 
         def read() -> list[dict[str, Any]]:
@@ -379,6 +379,7 @@ BACKENDS: dict[str, Entry] = {
     "delivery-buffered": Entry("DeliveryBackend", delivery_subject(), DELIVERY_CAPS),
     "delivery-durable": Entry("DeliveryBackend", delivery_subject(mode="durable"), DELIVERY_CAPS),
     "delivery-sync": Entry("DeliveryBackend", delivery_subject(mode="sync")),
+    "delivery-inline": Entry("DeliveryBackend", delivery_subject(mode="inline"), DELIVERY_CAPS),
     "http": Entry("HTTPBackend", http_subject),
     "segment-http": Entry("SegmentHTTPBackend", segment_http_subject),
     "segment": Entry("SegmentBackend", segment_subject, SEGMENT_CAPS),

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from eventtracking import diagnostics
+from eventtracking import _process, diagnostics, tracker_from_config
 from eventtracking.backends import jsonl
 from eventtracking.backends.jsonl import JSONLinesBackend
+from eventtracking.delivery import DeliveryBackend
 from eventtracking.testing import FakeClock
 from eventtracking.tracker import Tracker
 
@@ -430,15 +431,14 @@ class TestFlush:
             assert backend.flush(-1.0) is False
         assert backend.flush(0.0) is True
 
-    def test_exit_hook_flushes_open_backends(
-        self, path: Path, backends: list[JSONLinesBackend]
-    ) -> None:
-        backend = open_backend(backends, path)
-        backend.send(make_event(0))
-        jsonl._flush_all_at_exit()
+    def test_in_caller_delivery_flushes_the_file_at_exit(self, path: Path) -> None:
+        writer = JSONLinesBackend(path)
+        delivery = DeliveryBackend(writer, mode="inline", batch_size=1)
+        delivery.send(make_event(0))  # written into the file's buffer
+        assert read_lines(path) == []
+        _process._at_exit()  # what the interpreter runs at exit
         assert read_lines(path)[0]["data"]["seq"] == 0
-        backend.close()
-        assert backend not in jsonl._open_backends
+        assert delivery.closed and writer._closed
 
 
 # -- lifecycle and validation -------------------------------------------------------
@@ -491,22 +491,35 @@ class TestLifecycle:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_fork_never_duplicates_buffered_lines(tmp_path: Path) -> None:
+def test_in_caller_delivery_never_lets_a_child_duplicate_buffered_lines(tmp_path: Path) -> None:
     path = tmp_path / "fork.jsonl"
-    backend = JSONLinesBackend(path)
-    backend.send({"name": "before-fork"})
+    backend = DeliveryBackend(JSONLinesBackend(path), mode="inline", batch_size=1)
+    backend.send({"name": "before-fork"})  # in the file's buffer when the process forks
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             backend.send({"name": "child"})
-            backend.close()
+            backend.close(10)
             code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     backend.send({"name": "parent"})
-    backend.close()
+    backend.close(10)
     names = sorted(json.loads(line)["name"] for line in path.read_text().splitlines())
     assert names == ["before-fork", "child", "parent"]
+
+
+def test_configuration_delivers_in_the_caller_unless_autoflush(tmp_path: Path) -> None:
+    def built(**options: Any) -> Any:
+        spec = {"ENGINE": "eventtracking.backends.jsonl.JSONLinesBackend", "OPTIONS": options}
+        return tracker_from_config({"backends": {"f": spec}}).get_backend("f")
+
+    buffered = built(path=str(tmp_path / "a.jsonl"))
+    assert isinstance(buffered, DeliveryBackend) and buffered.options.mode == "inline"
+    buffered.close()
+    direct = built(path=str(tmp_path / "b.jsonl"), autoflush=True)  # nothing is ever held
+    assert isinstance(direct, JSONLinesBackend)
+    direct.close()

@@ -1,4 +1,4 @@
-"""The embedded SQLite store: batched idempotent writes and the read API."""
+"""The embedded SQLite store: a plain writer, its in-caller delivery, and the read API."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from eventtracking.backends.sqlite import SQLiteBackend
+from eventtracking.delivery import DeliveryBackend
 from eventtracking.exceptions import StoreError
 from eventtracking.store import Query, open_store
 from eventtracking.store.sqlite import SQLiteStore, from_micros, row_for, to_micros
@@ -78,13 +79,29 @@ def test_a_version_1_store_keeps_its_layout_and_stays_idempotent(tmp_path: Path)
     store.close()
 
 
-def test_events_are_batched_until_full_or_flushed(tmp_path: Path) -> None:
-    backend = SQLiteBackend(tmp_path / "e.db", batch_size=3, max_delay=60)
+def test_the_plain_writer_writes_each_call_at_once(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db", batch_size=2)
+    reader = SQLiteStore(tmp_path / "e.db")
+    backend.send(ev(1))
+    assert reader.count(Query()) == 1
+    backend.send_batch([ev(2), ev(3), ev(4)])  # two transactions: 2 + 1
+    assert reader.count(Query()) == 4
+    assert backend.flush(0.0) is True
+    backend.close()
+
+
+def inline(path: Path, **options: Any) -> DeliveryBackend:
+    """The store as configuration builds it: the delivery worker's in-caller mode."""
+    return DeliveryBackend(SQLiteBackend(path), mode="inline", **options)
+
+
+def test_in_caller_delivery_batches_until_full_or_flushed(tmp_path: Path) -> None:
+    backend = inline(tmp_path / "e.db", batch_size=3, max_delay=60)
     reader = SQLiteStore(tmp_path / "e.db")
     backend.send(ev(1))
     backend.send(ev(2))
     assert reader.count(Query()) == 0
-    backend.send(ev(3))
+    backend.send(ev(3))  # written by this thread before send returns
     assert reader.count(Query()) == 3
     backend.send(ev(4))
     assert backend.flush(5.0) is True
@@ -93,7 +110,7 @@ def test_events_are_batched_until_full_or_flushed(tmp_path: Path) -> None:
 
 
 def test_a_partial_batch_is_written_after_max_delay(tmp_path: Path) -> None:
-    backend = SQLiteBackend(tmp_path / "e.db", batch_size=1000, max_delay=0.05)
+    backend = inline(tmp_path / "e.db", batch_size=1000, max_delay=0.05)
     reader = SQLiteStore(tmp_path / "e.db")
     backend.send(ev(1))
     deadline = time.monotonic() + 10
@@ -210,7 +227,7 @@ def test_bad_options_are_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         SQLiteBackend(tmp_path / "x.db", batch_size=0)
     with pytest.raises(ValueError, match="max_delay"):
-        SQLiteBackend(tmp_path / "x.db", max_delay=-1)
+        inline(tmp_path / "x.db", max_delay=-1)
 
 
 def test_send_after_close_raises_and_close_is_idempotent(tmp_path: Path) -> None:
@@ -221,57 +238,73 @@ def test_send_after_close_raises_and_close_is_idempotent(tmp_path: Path) -> None
         backend.send(ev(1))
 
 
-def test_failed_write_keeps_the_batch_for_the_next_try(tmp_path: Path) -> None:
-    backend = SQLiteBackend(tmp_path / "e.db", batch_size=100, max_delay=60)
-    backend.send(ev(1))
+def test_a_failed_write_raises_in_the_plain_writer(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db")
     locker = sqlite3.connect(tmp_path / "e.db", timeout=0)
     locker.execute("BEGIN EXCLUSIVE")
     backend.store._db.execute("PRAGMA busy_timeout = 50")
     with pytest.raises(sqlite3.OperationalError):
-        backend.flush(1.0)
+        backend.send(ev(1))
     locker.rollback()
-    assert backend.flush(5.0) is True
+    backend.send(ev(1))
     backend.close()
     assert SQLiteStore(tmp_path / "e.db").count(Query()) == 1
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_a_forked_child_does_not_rewrite_the_parents_buffer(tmp_path: Path) -> None:
-    backend = SQLiteBackend(tmp_path / "e.db", batch_size=100, max_delay=60)
-    backend.send(ev(1))
-    pid = os.fork()
-    if pid == 0:
-        try:
-            child = SQLiteBackend(tmp_path / "e.db")
-            child.send(ev(2))
-            child.close()
-            backend.close()  # the inherited backend has an empty buffer here
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
+def test_a_batch_that_fails_in_the_caller_is_retried_by_the_worker(tmp_path: Path) -> None:
+    backend = inline(tmp_path / "e.db", batch_size=2, max_delay=60, retry={"initial_backoff": 0})
+    locker = sqlite3.connect(tmp_path / "e.db", timeout=0)
+    locker.execute("BEGIN EXCLUSIVE")
+    writer = backend.backend
+    assert isinstance(writer, SQLiteBackend)
+    writer.store._db.execute("PRAGMA busy_timeout = 50")
+    for i in range(5):
+        backend.send(ev(i))  # the first full batch fails in this thread: never raised
+    assert backend.metrics_snapshot()["delivered"] == 0
+    locker.rollback()
+    assert backend.flush(10.0) is True
     backend.close()
-    ids = sorted(e["id"] for e in SQLiteStore(tmp_path / "e.db").query(Query()))
-    assert ids == ["id-000001", "id-000002"]
+    assert SQLiteStore(tmp_path / "e.db").count(Query()) == 5
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_buffered_events_are_written_before_fork_and_the_child_writes_its_own(
-    tmp_path: Path,
-) -> None:
-    backend = SQLiteBackend(tmp_path / "e.db", batch_size=100, max_delay=60)
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "e.db")
     backend.send(ev(1))
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
-            backend.send(ev(3))  # the inherited backend works in the child
+            backend.send(ev(3))  # the inherited writer works in the child
             backend.close()
             code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    backend.send(ev(2))  # and the parent's connection is untouched
+    backend.close()
+    ids = sorted(e["id"] for e in SQLiteStore(tmp_path / "e.db").query(Query()))
+    assert ids == ["id-000001", "id-000002", "id-000003"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_never_writes_the_parents_pending_batch(tmp_path: Path) -> None:
+    backend = inline(tmp_path / "e.db", batch_size=100, max_delay=60)
+    backend.send(ev(1))  # pending in the parent
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            backend.send(ev(3))  # the child's own
+            code = 0 if backend.flush(10.0) else 2
+            backend.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     backend.send(ev(2))
+    assert backend.flush(10.0) is True
     backend.close()
     ids = sorted(e["id"] for e in SQLiteStore(tmp_path / "e.db").query(Query()))
     assert ids == ["id-000001", "id-000002", "id-000003"]

@@ -81,7 +81,8 @@ def tracker(settings: Any, tmp_path: Path) -> Iterator[DjangoTracker]:
         EVENT_TRACKING_BACKENDS={
             "store": {
                 "ENGINE": "eventtracking.backends.sqlite.SQLiteBackend",
-                "OPTIONS": {"path": str(tmp_path / "events.db"), "max_delay": 0.05},
+                "OPTIONS": {"path": str(tmp_path / "events.db")},
+                "DELIVERY": {"max_delay": 0.05},
             }
         },
     )

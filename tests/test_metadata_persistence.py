@@ -7,6 +7,7 @@ from pathlib import Path
 
 from eventtracking.backends.jsonl import JSONLinesBackend, read_jsonl
 from eventtracking.backends.sqlite import SQLiteBackend
+from eventtracking.delivery import DeliveryBackend
 from eventtracking.store import Query
 from eventtracking.store.sqlite import SQLiteStore
 from eventtracking.tracker import Tracker
@@ -50,7 +51,7 @@ def test_sqlite_store_keeps_each_version_once_and_answers_for_any_event(tmp_path
 
 def test_a_version_is_written_with_the_first_event_even_across_batches(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
-    backend = SQLiteBackend(path, batch_size=1000, max_delay=60)
+    backend = DeliveryBackend(SQLiteBackend(path), mode="inline", max_delay=60)
     tracker = Tracker({"db": backend}, envelope="full")
     version = tracker.register("e", "doc", {})
     tracker.emit("e")

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from eventtracking import diagnostics
 from eventtracking.cli import cli
 from eventtracking.config import tracker_from_config
+from eventtracking.delivery import DeliveryBackend
 from eventtracking.exceptions import ImproperlyConfigured, RetryableError, StoreError
 from eventtracking.store import Query, open_store
 from eventtracking.store.rows import row_for
@@ -283,9 +284,15 @@ def test_rewrites_are_idempotent_and_count_only_new_rows(table: tuple[str, str])
 def test_a_connection_killed_mid_batch_loses_and_duplicates_nothing(
     table: tuple[str, str],
 ) -> None:
-    """pg_terminate_backend while a COPY is running: the batch is retried on a new connection."""
+    """pg_terminate_backend while a COPY runs: the worker retries the batch on a new connection."""
     dsn, name = table
-    backend = PostgresBackend(dsn, name, batch_size=2000, max_delay=60, retries=10)
+    backend = PostgresBackend(dsn, name, batch_size=2000)
+    delivery = DeliveryBackend(
+        backend,
+        max_delay=60,
+        retry={"max_attempts": 10, "initial_backoff": 0.01, "max_backoff": 0.1},
+        circuit={"failure_threshold": 10},
+    )
     kills: list[int] = []
     stop = threading.Event()
 
@@ -306,65 +313,71 @@ def test_a_connection_killed_mid_batch_loses_and_duplicates_nothing(
     try:
         n = 40_000
         for i in range(n):
-            backend.send(ev(i, hours=i / 3600))
-        assert backend.flush(60.0) is True
+            delivery.send(ev(i, hours=i / 3600))
+        assert delivery.flush(60.0) is True
     finally:
         stop.set()
         thread.join(30)
-    backend.close()
+    delivery.close()
     assert kills, "no COPY was caught in flight; the test proved nothing"
     assert sql(dsn, f'SELECT count(*), count(DISTINCT id) FROM "{name}"') == [(n, n)]
-    assert diagnostics.snapshot()["postgres.retries"] >= len(kills)
+    assert delivery.metrics_snapshot()["failures"] >= len(kills)
 
 
-def test_an_unreachable_server_keeps_the_batch_until_it_is_back(table: tuple[str, str]) -> None:
+def test_an_unreachable_server_is_a_retryable_error_and_writing_again_is_safe(
+    table: tuple[str, str],
+) -> None:
     dsn, name = table
-    backend = PostgresBackend(dsn, name, batch_size=5, max_delay=60, retries=1)
+    backend = PostgresBackend(dsn, name, batch_size=5)
     good = backend.store.conninfo
     backend.store.conninfo = "postgresql://root@127.0.0.1:1/test"  # nothing listens there
     sql(dsn, "SELECT pg_terminate_backend(%s)", backend.store.backend_pid)
     with pytest.raises(RetryableError, match="writing them again is safe"):
         backend.send_batch([ev(i) for i in range(5)])
-    for i in range(5, 8):
-        backend.send(ev(i))  # cooling down: buffered, no write attempt, no error
-    assert backend.flush(0.5) is False
+    assert backend.flush(0.0) is True  # a plain writer keeps nothing
     backend.store.conninfo = good
-    assert backend.flush(10.0) is True
+    backend.send_batch([ev(i) for i in range(8)])
     backend.close()
     assert sql(dsn, f'SELECT count(*), count(DISTINCT id) FROM "{name}"') == [(8, 8)]
-    assert diagnostics.snapshot()["postgres.write_errors"] >= 1
 
 
-def test_a_bounded_buffer_rejects_what_it_cannot_hold(table: tuple[str, str]) -> None:
-    dsn, name = table
-    backend = PostgresBackend(dsn, name, batch_size=2, max_delay=60, retries=0, max_buffered=4)
-    backend.store.conninfo = "postgresql://root@127.0.0.1:1/test"
-    sql(dsn, "SELECT pg_terminate_backend(%s)", backend.store.backend_pid)
-    with pytest.raises(RetryableError):
-        backend.send_batch([ev(1), ev(2)])
-    backend.send(ev(3))  # cooling down after the failure: only buffered
-    backend.send(ev(4))
-    with pytest.raises(RetryableError, match="max_buffered=4"):
-        backend.send(ev(5))
-    with pytest.raises(RetryableError, match="max_buffered=4"):
-        backend.send_batch([ev(6), ev(7)])
-    assert diagnostics.snapshot()["postgres.rejected"] == 3
-    backend.close()  # cannot write: counted, never raised
-    assert diagnostics.snapshot()["postgres.lost_at_close"] == 4
-
-
-def test_buffered_events_are_written_before_fork_and_the_child_uses_its_own_connection(
-    table: tuple[str, str],
+def test_behind_the_worker_an_outage_spills_to_the_journal_and_loses_nothing(
+    table: tuple[str, str], tmp_path: Path
 ) -> None:
     dsn, name = table
-    backend = PostgresBackend(dsn, name, batch_size=1000, max_delay=60)
+    backend = PostgresBackend(dsn, name)
+    good = backend.store.conninfo
+    backend.store.conninfo = "postgresql://root@127.0.0.1:1/test"
+    sql(dsn, "SELECT pg_terminate_backend(%s)", backend.store.backend_pid)
+    delivery = DeliveryBackend(
+        backend,
+        journal_dir=tmp_path / "journal",
+        batch_size=2,
+        queue_size=4,
+        max_delay=0,
+        retry={"max_attempts": None, "initial_backoff": 0.01, "max_backoff": 0.05},
+        circuit={"failure_threshold": 1, "reset_timeout": 0.05},
+    )
+    for i in range(50):
+        delivery.send(ev(i))  # never raises, never waits for the server
+    assert delivery.flush(0.1) is False
+    stats = delivery.metrics_snapshot()
+    assert stats["journaled"] > 0 and stats["dropped"] == {}
+    backend.store.conninfo = good
+    assert delivery.flush(20.0) is True
+    delivery.close()
+    assert sql(dsn, f'SELECT count(*), count(DISTINCT id) FROM "{name}"') == [(50, 50)]
+
+
+def test_a_forked_child_uses_its_own_connection(table: tuple[str, str]) -> None:
+    dsn, name = table
+    backend = PostgresBackend(dsn, name)
     backend.send(ev(1))
     pid = os.fork()
     if pid == 0:  # the child: send one event of its own, then leave without cleanup
         code = 0
         try:
             backend.send(ev(2))
-            code = 0 if backend.flush(10.0) else 1
         except BaseException:
             code = 2
         os._exit(code)
@@ -381,8 +394,15 @@ def test_configuration_builds_the_backend_and_checks_its_options(table: tuple[st
     engine = "eventtracking.backends.postgres.PostgresBackend"
     config = {"backends": {"pg": {"ENGINE": engine, "OPTIONS": {"dsn": dsn, "table": name}}}}
     with tracker_from_config(config) as tracker:
+        assert isinstance(tracker.get_backend("pg"), DeliveryBackend)  # by default
         tracker.emit("configured", {})
     assert sql(dsn, f'SELECT name FROM "{name}"') == [("configured",)]
+    config["backends"]["pg"]["DELIVERY"] = False
+    with tracker_from_config(config) as tracker:
+        assert isinstance(tracker.get_backend("pg"), PostgresBackend)
+        tracker.emit("direct", {})
+    assert sql(dsn, f'SELECT count(*) FROM "{name}" WHERE name = %s', "direct") == [(1,)]
+    del config["backends"]["pg"]["DELIVERY"]
     config["backends"]["pg"]["OPTIONS"]["batch_size"] = "many"
     with pytest.raises(ImproperlyConfigured, match="batch_size: expected int"):
         tracker_from_config(config)

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from eventtracking import diagnostics
 from eventtracking.cli import cli
+from eventtracking.delivery import DeliveryBackend
 from eventtracking.exceptions import RetryableError, StoreError, TerminalError
 from eventtracking.serialization import dumps
 from eventtracking.store import Query
@@ -76,32 +77,32 @@ def publish(url: str, name: str, events: list[dict[str, Any]]) -> None:
 # -- the backend --------------------------------------------------------------------------
 
 
-def test_events_are_published_in_batches_as_one_field_entries(
+def test_each_send_batch_is_one_round_trip_of_one_field_entries(
     stream: tuple[str, str], client: redis.Redis
 ) -> None:
     url, name = stream
-    backend = RedisStreamBackend(url, name, batch_size=3, max_delay=60)
+    backend = RedisStreamBackend(url, name, batch_size=3)
     events = [ev(i) for i in range(7)]
-    for event in events[:5]:
-        backend.send(event)
-    assert client.xlen(name) == 3  # one full batch
-    backend.send_batch(events[5:])
+    backend.send(events[0])
+    assert client.xlen(name) == 1  # a plain writer: nothing is held back
+    backend.send_batch(events[1:])  # split beyond batch_size: 3 + 3
     assert client.xlen(name) == 7
     entries = client.xrange(name)
     assert [fields for _, fields in entries] == [{b"event": dumps(e)} for e in events]
+    assert backend.flush(0.0) is True
     backend.close()
 
 
-def test_a_partial_batch_is_published_after_max_delay(
+def test_behind_the_delivery_worker_a_partial_batch_is_published_after_max_delay(
     stream: tuple[str, str], client: redis.Redis
 ) -> None:
     url, name = stream
-    backend = RedisStreamBackend(url, name, batch_size=100, max_delay=0.05)
-    backend.send(ev(1))
+    delivery = DeliveryBackend(RedisStreamBackend(url, name), batch_size=100, max_delay=0.05)
+    delivery.send(ev(1))
     wait_for(lambda: client.xlen(name) == 1, timeout=10)
-    backend.send(ev(2))  # the same flusher thread serves the next partial batch
+    delivery.send(ev(2))  # the same worker serves the next partial batch
     wait_for(lambda: client.xlen(name) == 2, timeout=10)
-    backend.close()
+    delivery.close()
 
 
 def test_an_invalid_string_is_repaired_and_the_batch_kept(
@@ -149,20 +150,23 @@ def test_a_key_of_another_type_is_a_terminal_error(
     backend = RedisStreamBackend(url, name)
     with pytest.raises(TerminalError, match="rejected 2 events"):
         backend.send_batch([ev(1), ev(2)])
-    assert diagnostics.snapshot()["redis.dropped"] == 2
-    assert backend.flush(1.0) is True  # dropped, not kept
+    assert backend.flush(1.0) is True  # nothing kept: the delivery worker dead-letters
     backend.close()
 
 
-def test_an_unreachable_redis_keeps_the_batch() -> None:
-    backend = RedisStreamBackend(
-        "redis://127.0.0.1:1/0", "s", retries=1, max_delay=60, socket_timeout=1
-    )
+def test_an_unreachable_redis_is_a_retryable_error_and_the_worker_keeps_the_events(
+    tmp_path: Path,
+) -> None:
+    backend = RedisStreamBackend("redis://127.0.0.1:1/0", "s", socket_timeout=1)
     with pytest.raises(RetryableError, match="publishing them again is safe"):
         backend.send_batch([ev(1)])
-    assert backend.flush(0.2) is False
-    backend.close()
-    assert diagnostics.snapshot()["redis.lost_at_close"] == 1
+    delivery = DeliveryBackend(
+        backend, journal_dir=tmp_path / "j", circuit={"failure_threshold": 1}, max_delay=0
+    )
+    delivery.send(ev(2))  # returns at once; never raises
+    assert delivery.flush(0.2) is False
+    delivery.close()
+    assert delivery.metrics_snapshot()["dropped"] == {}  # kept in the journal
 
 
 # -- the consumer, in this process ---------------------------------------------------------

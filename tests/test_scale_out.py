@@ -34,12 +34,13 @@ PRODUCER = """
 import json, sys, time
 from eventtracking import Tracker
 from eventtracking.backends.redis_stream import RedisStreamBackend
+from eventtracking.delivery import DeliveryBackend
 from eventtracking.testing import InMemoryBackend
 
 url, stream, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 kept = InMemoryBackend()
-tracker = Tracker({"bus": RedisStreamBackend(url, stream, batch_size=50, max_delay=0.05),
-                   "kept": kept}, envelope="full")
+bus = DeliveryBackend(RedisStreamBackend(url, stream), batch_size=50, max_delay=0.05)
+tracker = Tracker({"bus": bus, "kept": kept}, envelope="full")
 tracker.enter_context("producer", {"pid": __import__("os").getpid()})
 for i in range(n):
     tracker.emit("scale.test", {"i": i})

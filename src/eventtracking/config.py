@@ -1,11 +1,13 @@
 """Build trackers, backends and processors from configuration trees.
 
 A component is a mapping ``{"ENGINE": "dotted.path.Class", "OPTIONS": {...}}``
-(lower-case ``engine``/``options`` also work). Option values that are
-themselves components are built first, recursively, as are the ``backends``
-mapping and ``processors`` list of a routing backend, and components found
-at any depth of other mappings and lists in ``OPTIONS``, so the Open edX
-``EVENT_TRACKING_BACKENDS`` tree and a TOML file go through the same code.
+(lower-case ``engine``/``options`` also work); a backend may add
+``"DELIVERY"``, how the delivery worker wraps it (`delivery.configure`).
+Option values that are themselves components are built first, recursively,
+as are the ``backends`` mapping and ``processors`` list of a routing
+backend, and components found at any depth of other mappings and lists in
+``OPTIONS``, so the Open edX ``EVENT_TRACKING_BACKENDS`` tree and a TOML
+file go through the same code.
 
 Every error is an `ImproperlyConfigured` whose message starts with the path in
 the tree (``backends.tracking_logs.OPTIONS.backends.local``) and says what
@@ -64,8 +66,14 @@ def _is_component(value: Any) -> bool:
     return isinstance(value, Mapping) and ("ENGINE" in value or "engine" in value)
 
 
-def instantiate(spec: Mapping[str, Any], path: str = "") -> Any:
-    """Build the object a component mapping describes (recursively); see module docs."""
+def instantiate(spec: Mapping[str, Any], path: str = "", *, backend_name: str | None = None) -> Any:
+    """Build the object a component mapping describes (recursively); see module docs.
+
+    A ``DELIVERY`` key wraps the object in the delivery worker as it says.
+    `backend_name` marks a component in a backend position (a ``backends``
+    mapping) under that name: there, a backend that declares
+    ``delivery_defaults`` is wrapped even without the key (`delivery.configure`).
+    """
     if not isinstance(spec, Mapping):
         raise ImproperlyConfigured(
             f"{path or '<root>'}: expected a mapping with ENGINE and OPTIONS, "
@@ -73,20 +81,41 @@ def instantiate(spec: Mapping[str, Any], path: str = "") -> Any:
         )
     engine_key = "ENGINE" if "ENGINE" in spec else "engine"
     options_key = "OPTIONS" if engine_key == "ENGINE" else "options"
-    unknown = set(spec) - {engine_key, options_key}
+    delivery_key = "DELIVERY" if engine_key == "ENGINE" else "delivery"
+    unknown = set(spec) - {engine_key, options_key, delivery_key}
     if engine_key not in spec:
         raise ImproperlyConfigured(f"{path or '<root>'}: missing ENGINE (a dotted class path)")
     if unknown:
         raise ImproperlyConfigured(
             f"{path}: unknown keys {sorted(unknown)}; a component has only "
-            f"{engine_key} and {options_key}"
+            f"{engine_key}, {options_key} and (for a backend) {delivery_key}"
         )
+    moved: dict[str, Any] = {}
+    built = _construct(spec, path, engine_key, options_key, moved)
+    if delivery_key not in spec and backend_name is None and not moved:
+        return built
+    from .delivery.configure import NO_SETTING, carry_over, deliver
+
+    try:
+        setting = carry_over(moved, spec.get(delivery_key, NO_SETTING), f"{path}.{options_key}")
+        return deliver(built, setting, backend_name)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{path}.{delivery_key}: {exc}") from exc
+
+
+def _construct(
+    spec: Mapping[str, Any], path: str, engine_key: str, options_key: str, moved: dict[str, Any]
+) -> Any:
     factory = import_object(spec[engine_key], f"{path}.{engine_key}")
     options = spec.get(options_key) or {}
     opath = f"{path}.{options_key}"
     if not isinstance(options, Mapping):
         raise ImproperlyConfigured(f"{opath}: must be a mapping, not {type(options).__name__}")
     built = {key: _build_option(key, value, f"{opath}.{key}") for key, value in options.items()}
+    if hasattr(factory, "delivery_defaults"):  # our backends' batching options of 5.0.0
+        from .delivery.configure import MOVED_OPTIONS
+
+        moved.update((key, built.pop(key)) for key in MOVED_OPTIONS if key in built)
     _check_options(factory, built, opath)
     try:
         return factory(**built)
@@ -122,10 +151,13 @@ def build_tree(value: Any, path: str) -> Any:
 
 
 def build_backends(specs: Mapping[str, Any], path: str = "backends") -> dict[str, Any]:
-    """Build a name -> backend mapping from name -> component mappings."""
+    """Build a name -> backend mapping from name -> component mappings (delivery included)."""
     if not isinstance(specs, Mapping):
         raise ImproperlyConfigured(f"{path}: must be a mapping of name to backend")
-    return {name: instantiate(spec, f"{path}.{name}") for name, spec in specs.items()}
+    return {
+        name: instantiate(spec, f"{path}.{name}", backend_name=str(name))
+        for name, spec in specs.items()
+    }
 
 
 def build_processors(specs: Any, path: str = "processors") -> list[Any]:

@@ -227,3 +227,20 @@ def _dumps_repaired(event: Mapping[str, Any]) -> bytes:
         )
     diagnostics.increment("serialization.repaired")
     return orjson.dumps(clean, default=_default, option=OPTIONS)
+
+
+def skip_unencodable(label: str, event: Mapping[str, Any], exc: Exception) -> None:
+    """Count and log (once per name) an event not even the repair can encode.
+
+    A string with a lone surrogate is one: skipping that event is better than
+    a batch that can never be written and blocks every event behind it.
+    """
+    diagnostics.increment(f"{label}.unencodable")
+    name = str(event.get("name"))
+    diagnostics.warn_once(
+        (f"{label}.unencodable", name),
+        "%s: event %r cannot be encoded even after repair (%s); skipped and counted",
+        label,
+        name,
+        exc,
+    )

@@ -3,6 +3,13 @@
 Optional methods: `send_batch(events)`, `flush(timeout) -> bool`, `close()`.
 Backends must not change the event they receive; the routing backend hands
 processors a private copy, so changes never leak between branches.
+
+Our sinks are plain writers: `send_batch` is one write (a transaction, a
+COPY, a pipeline, a POST), `send` a batch of one, and none of them keeps a
+thread, retries, sleeps or hooks into fork and exit: that is the delivery
+worker's job (`eventtracking.delivery`). A backend that wants it when built
+from configuration says how in ``delivery_defaults`` (DeliveryBackend
+options, or None for none), read by `eventtracking.config`.
 """
 
 from __future__ import annotations
@@ -30,3 +37,10 @@ def close_backend(backend: object) -> None:
     close = getattr(backend, "close", None)
     if close is not None:
         close()
+
+
+def check_batch_size(batch_size: object) -> int:
+    """`batch_size` if it is a positive int (the most events a plain writer writes at once)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+    return batch_size

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import email.utils
 import gzip as _gzip
+import hashlib
 import math
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 from .._version import __version__
@@ -164,6 +165,9 @@ class HTTPTransport:
             raise ValueError(f"url has an invalid port number: {url!r}") from None
         # Safe to log: no credentials, no query string.
         self.where = f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+        # Who we send as, where: the URL and credentials only as a digest.
+        secret = repr((url, auth, sorted(merged.items()))).encode("utf-8", "surrogatepass")
+        self.destination = f"{self.where} {hashlib.sha256(secret).hexdigest()[:16]}"
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._pid = 0
@@ -291,10 +295,14 @@ class HTTPBackend:
     retry of the batch sends them again (receivers de-duplicate on the id).
 
     Failures raise `HTTPRetryableError` or `HTTPTerminalError` (module docs):
-    put the backend behind the delivery worker for retries, backoff and dead
-    letters. Thread-safe. `close()` is idempotent; sending afterwards raises
+    the delivery worker retries, backs off and dead-letters (built from
+    configuration the backend runs behind it, in buffered mode with a
+    journal; in code, wrap it in `eventtracking.delivery.DeliveryBackend`).
+    Thread-safe. `close()` is idempotent; sending afterwards raises
     RuntimeError. Nothing is buffered, so `flush()` returns True at once.
     """
+
+    delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "buffered"}
 
     def __init__(
         self,
@@ -312,6 +320,11 @@ class HTTPBackend:
         self.batch_size = batch_size
         self.max_batch_bytes = max_batch_bytes
         self.transport = HTTPTransport(url, headers=headers, auth=auth, timeout=timeout, gzip=gzip)
+
+    @property
+    def destination(self) -> str:
+        """The endpoint and a digest of the credentials: names the default journal."""
+        return self.transport.destination
 
     def send(self, event: dict[str, Any]) -> None:
         """POST one event (as a batch of one)."""

@@ -1,9 +1,19 @@
 """Append events to a file as JSON lines, with size and time rotation.
 
-Writes go through a buffer; `flush()` (and `close()`, and interpreter exit)
-pushes them to the operating system, and with ``fsync=True`` to the disk.
-``autoflush=True`` flushes after every `send`/`send_batch` call, so another
-process reading the file sees each event at once.
+A plain writer: `send` writes one line, `send_batch` all of its lines with
+one write, through a buffer of `buffer_size` bytes; `flush()` (and
+`close()`) pushes them to the operating system, and with ``fsync=True`` to
+the disk. ``autoflush=True`` flushes after every `send`/`send_batch` call,
+so another process reading the file sees each event at once.
+
+The writer keeps no thread and no hook into fork or exit. Built from
+configuration it runs in the delivery worker's ``inline`` mode, which writes
+in the emitting thread, flushes the file before ``os.fork()`` (so a child
+never writes its parent's buffered lines a second time) and at interpreter
+exit; with ``autoflush=True`` nothing is ever buffered, and it is used
+directly. In code, wrap it the same way in a pre-fork server::
+
+    DeliveryBackend(JSONLinesBackend("events.jsonl"), mode="inline")
 
 Events that refer to documented types (``event["meta"]``) are preceded, the
 first time in each file, by a ``{"metadata": {...}}`` line holding that
@@ -18,12 +28,10 @@ counted under ``jsonl.rotate_errors`` and writing goes on in the current file.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import threading
 import time
-import weakref
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,55 +40,13 @@ from .. import diagnostics
 from ..registry.registry import unseen_metadata
 from ..serialization import dumps_line, loads
 
-_open_backends: weakref.WeakSet[JSONLinesBackend] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_all_at_exit() -> None:
-    for backend in list(_open_backends):
-        with contextlib.suppress(Exception):
-            backend.flush(1.0)
-
-
-_forking: list[JSONLinesBackend] = []
-
-
-def _before_fork() -> None:
-    # Empty every buffer before fork(): a child that inherited buffered lines
-    # would write them a second time when it flushes. Holding each lock across
-    # the fork keeps other threads from writing half a line meanwhile.
-    _forking[:] = list(_open_backends)
-    for backend in _forking:
-        backend._lock.acquire()
-        if not backend._closed:
-            with contextlib.suppress(Exception):
-                backend._file.flush()
-
-
-def _after_fork_in_parent() -> None:
-    for backend in _forking:
-        backend._lock.release()
-    _forking.clear()
-
-
-def _after_fork_in_child() -> None:
-    for backend in _forking:
-        backend._lock = threading.Lock()
-    _forking.clear()
-
-
-os.register_at_fork(
-    before=_before_fork,
-    after_in_parent=_after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)
-
 
 class JSONLinesBackend:
-    """Write one JSON object per line to `path`; thread-safe and fork-safe.
+    """Write one JSON object per line to `path`; thread-safe.
 
-    Buffers are emptied before `os.fork()`, so a pre-fork server's children
-    never write a line twice; each process then appends its own lines.
+    Each process appends its own lines (the file is opened for appending).
+    Its buffer is its own too: flush before ``os.fork()``, as the delivery
+    worker's ``inline`` mode does (see the module docs).
     """
 
     def __init__(
@@ -121,7 +87,16 @@ class JSONLinesBackend:
         self._closed = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO = self._open()
-        _open_backends.add(self)
+
+    @property
+    def delivery_defaults(self) -> Mapping[str, Any] | None:
+        """From configuration: mode ``inline``, or none with ``autoflush`` (module docs)."""
+        return None if self.autoflush else {"mode": "inline"}
+
+    @property
+    def destination(self) -> str:
+        """The file: names the default journal."""
+        return str(self.path.resolve())
 
     def _open(self) -> BinaryIO:
         handle = open(self.path, "ab", buffering=self._buffer_size)  # noqa: SIM115 - kept open
@@ -230,7 +205,6 @@ class JSONLinesBackend:
             self._file.close()
             self._closed = True
             self._plain = False  # send takes the checked path, which refuses
-        _open_backends.discard(self)
 
 
 def read_jsonl(

@@ -1,31 +1,37 @@
 """Publish events to a Redis stream (``pip install 'event-tracking[redis]'``).
 
 Each event becomes one stream entry with a single field, ``event``, holding
-the event's JSON bytes (the one encoder, `serialization.dumps`). Events are
-buffered and published in batches of `batch_size` with one pipelined round
-trip of XADD commands; a batch is also published `max_delay` seconds after
-its first event arrived, on `flush()`, on `close()`, before `os.fork()` and
-at interpreter exit.
+the event's JSON bytes (the one encoder, `serialization.dumps`). A plain
+writer: each `send_batch` is one pipelined round trip of XADD commands
+(split only beyond `batch_size` events), `send` a batch of one. It holds
+nothing back and retries nothing: a lost connection raises `RetryableError`,
+a command Redis refuses raises `TerminalError`. Built from configuration it
+runs behind the delivery worker (buffered mode with a journal), which
+batches, retries and journals; in code, wrap it in
+`eventtracking.delivery.DeliveryBackend` yourself.
 
 `maxlen` caps the stream (``MAXLEN ~ maxlen`` with ``approximate=True``, the
 cheap form Redis trims in whole nodes). Entries trimmed before a consumer
 group read them are gone: size it above the longest backlog you expect.
 
-Delivery is at least once: a connection lost in the middle of a pipeline is
-retried (up to `retries` times, with backoff) and may publish part of a batch
-twice. Consumers write to stores that de-duplicate on the event id, so no
-reader sees the duplicate (``eventtracking consume``). The client connects
-lazily: a wrong URL shows on the first write, as a RetryableError.
+Delivery is at least once: a connection lost in the middle of a pipeline
+may have published part of the batch, which the delivery worker then
+publishes again. Consumers write to stores that de-duplicate on the event
+id, so no reader sees the duplicate (``eventtracking consume``). The client
+connects lazily: a wrong URL shows on the first write, as a RetryableError.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Final
+from urllib.parse import urlsplit
 
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
 from ..registry.registry import unseen_metadata
-from ..serialization import dumps
-from ._batching import BatchBuffer, BufferedBackend, skip_unencodable
+from ..serialization import dumps, skip_unencodable
+from . import check_batch_size
 
 try:
     import redis
@@ -40,13 +46,16 @@ def types_key(stream: str) -> str:
     return f"{stream}:types"
 
 
-class RedisStreamBackend(BufferedBackend):
+class RedisStreamBackend:
     """Append events to the Redis stream `stream` at `url` (``redis://HOST:PORT/DB``).
 
-    Thread- and fork-safe (redis-py gives a forked child its own connections).
-    At most `max_buffered` events (default 100,000) wait while Redis is
-    unreachable; beyond that `send` raises RetryableError.
+    Thread- and fork-safe (redis-py gives a forked child its own
+    connections). `batch_size` is the most XADDs per round trip, and the
+    delivery worker's batch size by default. `close()` is idempotent;
+    sending afterwards raises RuntimeError.
     """
+
+    delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "buffered"}
 
     def __init__(
         self,
@@ -55,9 +64,6 @@ class RedisStreamBackend(BufferedBackend):
         maxlen: int | None = None,
         approximate: bool = True,
         batch_size: int = 500,
-        max_delay: float = 0.5,
-        retries: int = 5,
-        max_buffered: int | None = None,
         socket_timeout: float = 10.0,
     ) -> None:
         if not isinstance(stream, str) or not stream:
@@ -66,26 +72,43 @@ class RedisStreamBackend(BufferedBackend):
             isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1
         ):
             raise ValueError(f"maxlen must be a positive int or None, not {maxlen!r}")
+        self.batch_size = check_batch_size(batch_size)
         self.url = url
         self.stream = stream
         self._types_key = types_key(stream)
         self._seen_types: set[str] = set()
+        self._lock = threading.Lock()  # one batch at a time: the seen types go with it
+        self._closed = False
         self.client: redis.Redis = redis.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
         )
         self._trim: tuple[Any, ...] = ()
         if maxlen is not None:
             self._trim = ("MAXLEN", "~", maxlen) if approximate else ("MAXLEN", maxlen)
-        self._buffer = BatchBuffer(
-            self._publish,
-            label="redis",
-            batch_size=batch_size,
-            max_delay=max_delay,
-            retries=retries,
-            max_buffered=max_buffered,
-        )
 
-    def _publish(self, events: list[dict[str, Any]]) -> None:
+    @property
+    def destination(self) -> str:
+        """The server, database and stream (no password): names the default journal."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path} {self.stream}"
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Publish one event (a batch of one)."""
+        self.send_batch([event])
+
+    def send_batch(self, events: Sequence[dict[str, Any]]) -> None:
+        """Publish `events`: one pipelined round trip per `batch_size` of them.
+
+        RetryableError when the connection failed (publishing again is safe),
+        TerminalError when Redis refused, RuntimeError after close.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"RedisStreamBackend({self.stream!r}) is closed")
+            for start in range(0, len(events), self.batch_size):
+                self._publish(events[start : start + self.batch_size])
+
+    def _publish(self, events: Sequence[dict[str, Any]]) -> None:
         head = ("XADD", self.stream, *self._trim, "*", FIELD)
         pipe = self.client.pipeline(transaction=False)
         # Documentation versions go to a hash beside the stream, before the
@@ -118,5 +141,13 @@ class RedisStreamBackend(BufferedBackend):
         finally:
             pipe.reset()
 
-    def _release(self) -> None:
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Nothing is ever held back: True."""
+        return True
+
+    def close(self) -> None:
+        """Close the connections; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self.client.close()

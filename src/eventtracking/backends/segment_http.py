@@ -39,7 +39,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 from .. import diagnostics
 from .._version import __version__
@@ -66,9 +66,13 @@ class SegmentHTTPBackend:
     region, ``https://events.eu1.segmentapis.com/v1/batch``). `batch_size`
     caps the messages per request; requests also stay under Segment's 500 KB.
 
-    Failures raise `RetryableError` / `TerminalError` as `HTTPBackend` does.
-    Thread-safe; `close()` is idempotent, sending afterwards raises RuntimeError.
+    Failures raise `RetryableError` / `TerminalError` as `HTTPBackend` does;
+    built from configuration it runs behind the delivery worker (buffered,
+    with a journal), which retries. Thread-safe; `close()` is idempotent,
+    sending afterwards raises RuntimeError.
     """
+
+    delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "buffered"}
 
     def __init__(
         self,
@@ -92,6 +96,11 @@ class SegmentHTTPBackend:
         self.batch_size = batch_size
         self.properties: Properties = properties
         self.transport = HTTPTransport(endpoint, auth=(key, ""), timeout=timeout, gzip=gzip)
+
+    @property
+    def destination(self) -> str:
+        """The endpoint and a digest of the write key: names the default journal."""
+        return self.transport.destination
 
     def send(self, event: dict[str, Any]) -> None:
         """Send one event (a batch of one); skipped when it has no ``context.user_id``."""

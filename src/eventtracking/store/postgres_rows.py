@@ -22,8 +22,7 @@ from typing import Any, Final
 import orjson
 
 from .. import diagnostics
-from ..backends._batching import skip_unencodable
-from ..serialization import OPTIONS, _default, loads
+from ..serialization import OPTIONS, _default, loads, skip_unencodable
 from ..serialization import dumps as dumps_repaired
 from .rows import from_micros, row_for, to_micros
 

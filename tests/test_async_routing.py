@@ -546,9 +546,11 @@ def test_retry_delay_honours_retry_after_else_backs_off() -> None:
     asked = {"a": RetryableError("x", retry_after=3.0), "b": RetryableError("y", retry_after=9)}
     assert backend.retry_delay(0, asked) == 9
     plain = {"a": ValueError("boom")}
+    # The delivery worker's policy: full jitter up to a ceiling that doubles, capped.
     for retries, ceiling in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 5.0), (10, 5.0)]:
-        delay = backend.retry_delay(retries, plain)
-        assert ceiling / 2 <= delay <= ceiling
+        assert backend.retry_delay(retries, plain, rand=lambda: 1.0) == ceiling
+        assert backend.retry_delay(retries, plain, rand=lambda: 0.25) == ceiling / 4
+        assert 0 <= backend.retry_delay(retries, plain) <= ceiling
 
 
 @pytest.fixture

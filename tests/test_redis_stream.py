@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from eventtracking import diagnostics
 from eventtracking.cli import cli
-from eventtracking.delivery import DeliveryBackend
+from eventtracking.delivery import DeliveryBackend, RetryPolicy
 from eventtracking.exceptions import RetryableError, StoreError, TerminalError
 from eventtracking.serialization import dumps
 from eventtracking.store import Query
@@ -261,6 +261,41 @@ def test_entries_are_acked_only_after_the_sink_committed(
         wait_for(lambda: consumer.stats.acked == 50)
     assert consumer.stats.retries >= 2
     assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(50)]
+
+
+class CountingStop(threading.Event):
+    """A stop signal that records each wait the consumer asks for, and waits none of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            self.waits.append(timeout)
+        return self.is_set()
+
+
+def test_a_failing_sink_is_retried_under_the_delivery_retry_policy(
+    stream: tuple[str, str], tmp_path: Path
+) -> None:
+    url, name = stream
+    failures = iter([OSError("disk away")] * 5)
+    sink = FlakySink(tmp_path / "s.db", lambda events: next(failures, None))
+    publish(url, name, [ev(i) for i in range(3)])
+    client = redis.Redis.from_url(url)
+    policy = RetryPolicy(max_attempts=None, initial_backoff=0.5, max_backoff=3.0)
+    consumer = StreamConsumer(
+        client, name, "g", sink, consumer="c1", block_ms=50, retry=policy, rand=lambda: 1.0
+    )
+    stop = CountingStop()
+    consumer.ensure_group()
+    entries = consumer._read(">")
+    consumer._process(entries, stop)  # the batch is retried in this thread until written
+    client.close()
+    assert stop.waits == [0.5, 1.0, 2.0, 3.0, 3.0]  # doubling, capped, jitter at its top
+    assert consumer.stats.retries == 5 and consumer.stats.acked == 3
+    assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(3)]
 
 
 def test_entries_left_by_a_dead_consumer_are_claimed(

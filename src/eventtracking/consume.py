@@ -15,8 +15,10 @@ with XAUTOCLAIM once idle for `claim_idle_ms`, and processed the same way.
 A crash between 2 and 3 makes the entries pending; they are written again,
 and the store, de-duplicating on the event id, shows each event once.
 
-A sink failure other than `TerminalError` is retried with backoff until it
-succeeds or the worker is told to stop (then the batch stays pending). On
+A sink failure other than `TerminalError`, and a lost connection to Redis,
+are retried until they succeed or the worker is told to stop (then the batch
+stays pending), waiting as the delivery worker's `RetryPolicy` says
+(exponential backoff with full jitter; no limit on attempts). On
 `TerminalError` the batch is split to find the events the sink rejects;
 those, and entries that are not event JSON, go to the dead-letter stream
 (field ``event``: the raw bytes, ``reason``, ``source_id``) and are acked.
@@ -25,6 +27,7 @@ those, and entries that are not event JSON, go to the dead-letter stream
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 import time
@@ -33,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final, cast
 
 from . import diagnostics
+from .delivery.retry import RetryPolicy
 from .exceptions import MissingExtraError, StoreError, TerminalError
 from .serialization import loads
 from .sinks import Sink
@@ -46,6 +50,8 @@ from .backends.redis_stream import FIELD, types_key
 from .registry.model import version_from_dict
 from .registry.registry import metadata_for, referenced_ids, remember
 
+# Retry for ever (the entries stay pending meanwhile), from 0.1 s up to 5 s apart.
+RETRY: Final = RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0)
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 Decoded = tuple[bytes, dict[str, Any], bytes]  # entry id, event, raw bytes
 
@@ -118,8 +124,10 @@ class StreamConsumer:
 
     `client` is a ``redis.Redis``. The group is created (with the stream) if
     missing, starting at the stream's first entry. `report` receives a
-    progress line every `report_every` seconds. Call `run` with an event
-    that tells it to stop: it finishes the batch in hand, acks, and returns.
+    progress line every `report_every` seconds. `retry` says how long to
+    wait between attempts when Redis or the sink fails (`rand` is its jitter).
+    Call `run` with an event that tells it to stop: it finishes the batch in
+    hand, acks, and returns.
     """
 
     def __init__(
@@ -137,6 +145,8 @@ class StreamConsumer:
         report_every: float = 10.0,
         dead_letter: str | None = None,
         report: Callable[[str], None] | None = None,
+        retry: RetryPolicy = RETRY,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         for option, value in (("batch", batch), ("block_ms", block_ms)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -167,6 +177,8 @@ class StreamConsumer:
         self.report_every = report_every
         self.dead_letter = dead_letter or f"{stream}:dead"
         self.report = report or (lambda line: None)
+        self.retry = retry
+        self._rand = rand
         self.stats = ConsumeStats()
         self._missing_types: set[str] = set()  # ids the hash does not have: not asked again
         self._claim_cursor = b"0-0"
@@ -188,17 +200,17 @@ class StreamConsumer:
         while own and not stop.is_set():
             self._process(own, stop)
             own = self._read("0") if len(own) == self.batch else []
-        delay = 0.1
+        failures = 0
         while not stop.is_set():
             try:
                 self._step(stop)
-                delay = 0.1
+                failures = 0
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # Unacked entries stay pending and come back; nothing is lost.
                 self.stats.retries += 1
+                failures += 1
                 diagnostics.log_burst("consume:redis", "consume: Redis failed (%s); retrying", exc)
-                stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+                stop.wait(self.retry.delay(failures, rand=self._rand))
             if time.monotonic() >= self._next_report:
                 self._report()
         self._report(final=True)
@@ -326,7 +338,7 @@ class StreamConsumer:
         """Write `batch`; the ids to ack (fewer than all only when stopped first)."""
         if not batch:
             return []
-        delay = 0.1
+        failures = 0
         while True:
             try:
                 self.sink.write([event for _, event, _ in batch])
@@ -335,12 +347,12 @@ class StreamConsumer:
                 break
             except Exception as exc:  # anything else is worth retrying
                 self.stats.retries += 1
+                failures += 1
                 diagnostics.log_burst(
                     "consume:sink", "consume: sink write failed (%s); retrying", exc, interval=10.0
                 )
-                if stop.wait(delay):
+                if stop.wait(self.retry.delay(failures, rand=self._rand)):
                     return []
-                delay = min(delay * 2, 5.0)
                 continue
             self.stats.written += len(batch)
             return [entry_id for entry_id, _, _ in batch]

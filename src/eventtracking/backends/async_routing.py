@@ -36,9 +36,10 @@ own, that queue's thread is what counts.
 
 Batched failures: a nested backend that raises `RetryableError` (or any
 exception other than `TerminalError`) makes Celery retry the task for that
-backend only, after ``retry_after`` when the error gives one, else after an
-exponential backoff with jitter (`retry_backoff` doubling up to
-`retry_backoff_max` seconds), at most `max_retries` times; then the task
+backend only, after a wait chosen by the delivery worker's `RetryPolicy`
+(exponential backoff with full jitter, `retry_backoff` doubling up to
+`retry_backoff_max` seconds, never sooner than the largest ``retry_after``
+given), at most `max_retries` times; then the task
 fails and the loss is counted under ``async_routing.NAME.gave_up``. A
 `TerminalError` is not retried (``async_routing.NAME.terminal``). Delivery is
 at-least-once: a retried batch may reach a backend twice, and the stores
@@ -50,10 +51,11 @@ Either way, backend options (DSNs, keys) never travel through the broker.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .. import diagnostics
+from ..delivery.retry import RetryPolicy
 from ..exceptions import (
     DeliveryError,
     MissingExtraError,
@@ -296,18 +298,29 @@ class AsyncRoutingBackend(RoutingBackend):
                 failures[name] = exc
         return failures
 
-    def retry_delay(self, retries: int, failures: Mapping[str, Exception]) -> float:
-        """Seconds before retry number `retries` + 1: the largest ``retry_after`` given, or
-        an exponential backoff with jitter capped at `retry_backoff_max`."""
+    def retry_delay(
+        self,
+        retries: int,
+        failures: Mapping[str, Exception],
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        """Seconds before retry number `retries` + 1, as the delivery worker waits.
+
+        `RetryPolicy.delay`: up to `retry_backoff` doubled per retry and
+        capped at `retry_backoff_max` (full jitter, `rand`), never less than
+        the largest ``retry_after`` the failures asked for.
+        """
         asked = [
             exc.retry_after
             for exc in failures.values()
             if isinstance(exc, DeliveryError) and exc.retry_after is not None
         ]
-        if asked:
-            return max(asked)
-        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2.0**retries)
-        return ceiling * random.uniform(0.5, 1.0)
+        policy = RetryPolicy(
+            max_attempts=None,
+            initial_backoff=self.retry_backoff,
+            max_backoff=max(self.retry_backoff, self.retry_backoff_max),
+        )
+        return policy.delay(retries + 1, max(asked) if asked else None, rand)
 
 
 def _validate(

@@ -1,8 +1,9 @@
 """The workload behind ``eventtracking demo``: the Open edX README example and a simulated LMS.
 
-`DemoRun(path)` builds a `Tracker` whose one backend is `SQLiteBackend(path)`,
-runs `run_readme_example` on it and then `simulate`, which emits a realistic,
-seed-deterministic stream of Open edX events through the public API only
+`DemoRun(path)` builds a `Tracker` whose one backend is `SQLiteBackend(path)`
+(written in batches by the emitting thread: the delivery worker's inline
+mode), runs `run_readme_example` on it and then `simulate`, which emits a
+realistic, seed-deterministic stream of Open edX events through the public API only
 (`enter_context`, `context`, `emit`). A `SimulatedClock` processor rewrites
 each workload event's timestamp to its simulated time, spread over the 24
 hours before `end` with a daily rhythm (busy afternoons, quiet nights).
@@ -27,6 +28,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from .backends.sqlite import SQLiteBackend
+from .delivery import DeliveryBackend
 from .exceptions import StoreError
 from .locator import DefaultContextLocator
 from .tracker import Tracker
@@ -401,8 +403,10 @@ class DemoRun:
         self.clock = SimulatedClock()
         self.recorder = Recorder()
         self.backend = SQLiteBackend(path)
+        # Batched in this thread, as configuration does; a demo keeps no journal.
+        delivery = DeliveryBackend(self.backend, name="store", mode="inline", journal_dir=None)
         self.tracker = Tracker(
-            {"store": self.backend},
+            {"store": delivery},
             processors=[self.clock, self.recorder],
             envelope="full",  # ids and documentation versions: the store shows them
         )

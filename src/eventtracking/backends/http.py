@@ -165,8 +165,10 @@ class HTTPTransport:
             raise ValueError(f"url has an invalid port number: {url!r}") from None
         # Safe to log: no credentials, no query string.
         self.where = f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-        # Who we send as, where: the URL and credentials only as a digest.
-        secret = repr((url, auth, sorted(merged.items()))).encode("utf-8", "surrogatepass")
+        # Where and as whom (URL, credentials, headers given; not our version):
+        # names the default journal, so only as a digest.
+        given = sorted((headers or {}).items())
+        secret = repr((url, auth, given)).encode("utf-8", "surrogatepass")
         self.destination = f"{self.where} {hashlib.sha256(secret).hexdigest()[:16]}"
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None

@@ -90,8 +90,13 @@ class JSONLinesBackend:
 
     @property
     def delivery_defaults(self) -> Mapping[str, Any] | None:
-        """From configuration: mode ``inline``, or none with ``autoflush`` (module docs)."""
-        return None if self.autoflush else {"mode": "inline"}
+        """From configuration: mode ``inline``, or none with ``autoflush`` (module docs).
+
+        Batches of 100: the file is buffered anyway, and a longer batch keeps
+        more event dicts alive, which costs more in garbage collection than
+        one write per 100 lines saves.
+        """
+        return None if self.autoflush else {"mode": "inline", "batch_size": 100}
 
     @property
     def destination(self) -> str:

@@ -2,7 +2,9 @@
 
 Batching, the worker thread, retries with backoff, the circuit breaker, the
 crash-safe journal, dead letters and fork safety all live here, never inside
-a backend. Configure it in code::
+a backend. Built from configuration, the backends that declare
+``delivery_defaults`` (ours) are wrapped by default, and a ``DELIVERY`` key
+next to ``ENGINE`` chooses (see `configure`). In code::
 
     from eventtracking.delivery import DeliveryBackend
     store = DeliveryBackend(SQLiteBackend("events.db"), mode="durable", journal_dir="journal")
@@ -10,6 +12,12 @@ a backend. Configure it in code::
 or as a component: ``{"ENGINE": "eventtracking.delivery.DeliveryBackend",
 "OPTIONS": {"backend": {"ENGINE": ..., "OPTIONS": ...}, "mode": "durable",
 "journal_dir": "journal"}}``.
+
+The way through: `worker` (`DeliveryBackend`: send, flush, close, fork) ->
+`intake` (overflow, disk budget, drops) or `inline` (writes in the caller) ->
+`loop` (the worker thread) -> `dispatch` (one attempt, what a failure means)
+-> `retry` (backoff, the circuit breaker); the journal is `journal`,
+`writer`, `segments` and `lanes`, its default place `paths`.
 """
 
 from __future__ import annotations

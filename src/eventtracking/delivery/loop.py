@@ -14,7 +14,9 @@ up its own thread. Its loop:
    the queue is half full, so the emitting thread seldom has to.
 4. Commit journal batches; answer flush requests once nothing is pending.
 
-The wrapped backend is only ever called from this thread.
+The wrapped backend is called from this thread only, except in mode
+``inline``, where emitting threads write full batches and take turns with
+this thread (see `inline`).
 """
 
 from __future__ import annotations

@@ -208,3 +208,20 @@ def write_metrics_file(path: Path, snapshot: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2))
     os.replace(tmp, path)
+
+
+def gauges(mode: str, circuit: str, worker: Any, journal: Any) -> dict[str, Any]:
+    """What a delivery backend holds right now (`worker` and `journal` may be None)."""
+    return {
+        "mode": mode,
+        "pid": os.getpid(),
+        "updated": time.time(),
+        "circuit": circuit,
+        "circuit_open": circuit != "closed",
+        "queue_depth": len(worker.queue) if worker is not None else 0,
+        "in_flight": len(worker.batch.events()) if worker and worker.batch else 0,
+        "journaled": journal.appended if journal else 0,
+        "journal_unread": journal.appended - journal.read_records if journal else 0,
+        "journal_bytes": journal.disk_bytes if journal else 0,
+        "adopted_lanes": journal.adopted_lanes if journal else 0,
+    }

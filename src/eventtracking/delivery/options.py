@@ -24,6 +24,7 @@ Mode = Literal["buffered", "durable", "sync", "inline"]
 Overflow = Literal["block", "drop_newest", "drop_oldest", "spill"]
 Fsync = Literal["always", "interval"]
 DURABLE_OVERFLOW: Final = ("block", "drop_newest")
+DEFAULT_BATCH: Final = 500
 QUEUED: Final = ("buffered", "inline")  # modes with a memory queue (overflow applies, may spill)
 
 
@@ -173,3 +174,11 @@ class DeliveryOptions:
             atexit_timeout=_seconds("atexit_timeout", atexit_timeout),
             metrics_interval=_seconds("metrics_interval", metrics_interval),
         )
+
+
+def preferred_batch_size(backend: Any) -> int:
+    """The wrapped backend's ``batch_size`` (most events it writes at once), else 500."""
+    size = getattr(backend, "batch_size", None)
+    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
+        return size
+    return DEFAULT_BATCH

@@ -28,6 +28,9 @@ import weakref
 from pathlib import Path
 from typing import Any, Final
 
+from .journal import Journal
+from .options import DeliveryOptions
+
 ENV: Final = "EVENTTRACKING_JOURNAL_DIR"
 
 _owners: weakref.WeakValueDictionary[Path, Any] = weakref.WeakValueDictionary()
@@ -100,3 +103,20 @@ def claim(directory: Path, owner: Any, *, suffix: bool) -> Path:
             )
         n += 1
         key = directory.resolve().with_name(f"{directory.name}-{n}")
+
+
+def open_journal(options: DeliveryOptions, owner: Any) -> Journal | None:
+    """The journal `options` ask for, its directory `owner`'s (ValueError if another's)."""
+    if options.journal_dir is None:
+        return None
+    key = options.journal_dir
+    if not options.journal_is_default:  # a default one was claimed when it was chosen
+        key = claim(key, owner, suffix=False)
+    return Journal(
+        key,
+        fsync_always=options.fsync == "always",
+        segment_bytes=options.segment_bytes,
+        disk_budget=options.disk_budget,
+        cache_limit=options.queue_size,  # in memory: as many events as the queue may hold
+        sync_interval=None if options.fsync == "always" else options.fsync_interval,
+    )

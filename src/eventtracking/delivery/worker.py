@@ -18,12 +18,11 @@ Modes:
   thread itself (see `inline`): for local sinks, the SQLite store and
   JSON-lines files, which a hand-over to another thread would slow down.
 
-Every mode but ``sync`` keeps a journal by default (``journal_dir=True``:
-see `paths`), so an overflowing queue spills to disk instead of dropping.
-`send` never raises a transport error and, except for ``overflow="block"``
-and mode ``inline``, never waits for I/O. Every event not delivered is counted
-by reason (`stats()`); events the backend rejects (`TerminalError`) or that
-run out of retries go to the dead-letter store.
+Every mode but ``sync`` keeps a journal by default (see `paths`), so an
+overflowing queue spills to disk instead of dropping. `send` never raises a
+transport error and, but for ``overflow="block"`` and mode ``inline``, never
+waits for I/O. Every event not delivered is counted by reason; events the
+backend rejects or that run out of retries go to the dead-letter store.
 """
 
 from __future__ import annotations
@@ -45,24 +44,14 @@ from .deadletter import DeadLetterStore
 from .dispatch import Batch, Dispatcher, Event
 from .inline import InlineWriter
 from .intake import Intake
-from .journal import Journal
 from .loop import Worker
-from .metrics import DeliveryMetrics, flat
-from .options import DeliveryOptions, Fsync, Mode, Overflow
+from .metrics import DeliveryMetrics, flat, gauges
+from .options import DeliveryOptions, Fsync, Mode, Overflow, preferred_batch_size
 from .retry import CircuitBreaker, CircuitPolicy, RetryPolicy
 
 STOP_GRACE: Final = 0.25  # seconds close() gives a worker stuck inside the backend
 YIELD_EVERY: Final = 256  # when behind, emit gives the worker the GIL once per this many events
-DEFAULT_BATCH: Final = 500
 MiB: Final = 1 << 20
-
-
-def preferred_batch_size(backend: Any) -> int:
-    """The wrapped backend's ``batch_size`` (most events it writes at once), else 500."""
-    size = getattr(backend, "batch_size", None)
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-        return size
-    return DEFAULT_BATCH
 
 
 class DeliveryBackend:
@@ -145,7 +134,7 @@ class DeliveryBackend:
             self.dead_letters = None if o.dead_letters is None else DeadLetterStore(o.dead_letters)
         except StoreError as exc:
             raise ValueError(f"dead_letters: {exc}") from exc
-        self.journal = self._open_journal(o)
+        self.journal = paths.open_journal(o, self)
         if self.journal is not None and o.mode == "durable":
             self.journal.open()  # a journal that cannot be written fails here, not at emit
         self._intake = Intake(
@@ -182,24 +171,6 @@ class DeliveryBackend:
         if o.mode != "sync":
             self._start()
 
-    def _open_journal(self, o: DeliveryOptions) -> Journal | None:
-        if o.journal_dir is None:
-            return None
-        # A default directory was claimed when it was chosen (with a suffix if in use).
-        key = (
-            o.journal_dir
-            if o.journal_is_default
-            else paths.claim(o.journal_dir, self, suffix=False)
-        )
-        return Journal(
-            key,
-            fsync_always=o.fsync == "always",
-            segment_bytes=o.segment_bytes,
-            disk_budget=o.disk_budget,
-            cache_limit=o.queue_size,  # in memory: as many events as the queue may hold
-            sync_interval=None if o.fsync == "always" else o.fsync_interval,
-        )
-
     def _start(self) -> None:
         worker = Worker(
             name=self.name,
@@ -227,11 +198,6 @@ class DeliveryBackend:
         """Inline mode: the worker delivered with the breaker closed; write in the caller again."""
         if self._fast and not self._inline and len(self._queue) < self._batch_size:
             self._inline = True
-
-    @property
-    def exit_timeout(self) -> float:
-        """Seconds this backend may spend flushing at interpreter exit (``atexit_timeout``)."""
-        return self.options.atexit_timeout
 
     # -- emitting ---------------------------------------------------------------------
 
@@ -399,21 +365,13 @@ class DeliveryBackend:
         """True once `close()` was called."""
         return self._closed
 
+    @property
+    def exit_timeout(self) -> float:
+        """Seconds this backend may spend flushing at interpreter exit (``atexit_timeout``)."""
+        return self.options.atexit_timeout
+
     def _gauges(self) -> dict[str, Any]:
-        worker, journal = self._worker, self.journal
-        return {
-            "mode": self.options.mode,
-            "pid": os.getpid(),
-            "updated": time.time(),
-            "circuit": self.breaker.state,
-            "circuit_open": self.breaker.state != "closed",
-            "queue_depth": len(worker.queue) if worker is not None else 0,
-            "in_flight": len(worker.batch.events()) if worker and worker.batch else 0,
-            "journaled": journal.appended if journal else 0,
-            "journal_unread": journal.appended - journal.read_records if journal else 0,
-            "journal_bytes": journal.disk_bytes if journal else 0,
-            "adopted_lanes": journal.adopted_lanes if journal else 0,
-        }
+        return gauges(self.options.mode, self.breaker.state, self._worker, self.journal)
 
     def metrics_snapshot(self) -> dict[str, Any]:
         """Counters, drops by reason, latency p50/p99 and gauges, as plain JSON data."""

@@ -5,13 +5,15 @@ user_id, org, course_id; inner: session_id, path), then N events
 'navigation.request' with {url, n}, emitted once through a Tracker and kept,
 so that every contender below handles the very same event dicts.
 
-- PostgreSQL ingest: `PostgresBackend.send` for each event, then `close()`,
-  against a hand-written psycopg loop: one COPY (``write_row`` with
-  orjson-encoded data and context) into a table with the same schema and
-  indexes, in one transaction. Target: at most 1.5x.
-- Redis publish: `RedisStreamBackend.send` for each event, then `close()`,
-  against a hand-written loop: orjson per event, pipelined raw XADD commands,
-  500 per round trip (the backend's default batch). Target: at most 1.5x.
+- PostgreSQL ingest: `PostgresBackend` as configuration builds it (behind
+  the delivery worker, buffered, with its journal), `send` for each event,
+  then `close(timeout)`, against a hand-written psycopg loop: one COPY
+  (``write_row`` with orjson-encoded data and context) into a table with the
+  same schema and indexes, in one transaction. Target: at most 1.5x.
+- Redis publish: `RedisStreamBackend` as configuration builds it, `send` for
+  each event, then `close(timeout)`, against a hand-written loop: orjson per
+  event, pipelined raw XADD commands, 500 per round trip (the backend's
+  default batch). Target: at most 1.5x.
 - End to end: publish N events, then drain them into PostgreSQL with one,
   then two ``eventtracking consume`` processes; the clock runs from the
   moment the (already started, paused) consumers resume until the group has
@@ -33,6 +35,7 @@ import platform
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -44,6 +47,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from eventtracking.delivery.configure import NO_SETTING, deliver
+from eventtracking.delivery.paths import ENV
 from eventtracking.testing import InMemoryBackend
 from eventtracking.tracker import Tracker
 
@@ -108,12 +113,12 @@ def pg_ours(dsn: str, events: list[dict[str, Any]]) -> float:
 
     table = pg_fresh(dsn)
     try:
-        backend = PostgresBackend(dsn, table)
+        backend = deliver(PostgresBackend(dsn, table), NO_SETTING, "pg")  # as configured
 
         def run() -> None:
             for event in events:
                 backend.send(event)
-            backend.close()
+            backend.close(300)
 
         seconds = clock(run)
         assert pg_count(dsn, table) == (len(events), len(events)), "PostgresBackend lost events"
@@ -153,14 +158,14 @@ def redis_ours(url: str, events: list[dict[str, Any]]) -> float:
     from eventtracking.backends.redis_stream import RedisStreamBackend
 
     stream = f"bench-{uuid.uuid4().hex[:10]}"
-    backend = RedisStreamBackend(url, stream)
+    backend = deliver(RedisStreamBackend(url, stream), NO_SETTING, "bus")  # as configured
     client = redis.Redis.from_url(url)
     try:
 
         def run() -> None:
             for event in events:
                 backend.send(event)
-            backend.close()
+            backend.close(300)
 
         seconds = clock(run)
         assert client.xlen(stream) == len(events), "RedisStreamBackend lost events"
@@ -220,12 +225,12 @@ def end_to_end(url: str, dsn: str, events: list[dict[str, Any]], consumers: int)
             time.sleep(0.05)
         for worker in workers:
             os.kill(worker.pid, signal.SIGSTOP)
-        backend = RedisStreamBackend(url, stream)
+        backend = deliver(RedisStreamBackend(url, stream), NO_SETTING, "bus")
 
         def publish_all() -> None:
             for event in events:
                 backend.send(event)
-            backend.close()
+            backend.close(300)
 
         publish = clock(publish_all)
         start = time.perf_counter()
@@ -307,6 +312,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.events < 1 or args.repeat < 1:
         parser.error("--events and --repeat must be positive")
+    os.environ.setdefault(ENV, tempfile.mkdtemp(prefix="eventtracking-bench-journal-"))
     console.print(f"load average {os.getloadavg()[0]:.2f}; building {args.events:,} events")
     events = workload(args.events)
     has_pg = available("PostgreSQL", lambda: probe_pg(args.dsn))

@@ -8,9 +8,14 @@ store. Figures:
 * emit latency p50/p99 on the calling thread, backend healthy and backend down
   (buffered mode, journal + spill; target: p99 <= 20 us while down);
 * throughput, including the final close (so deferred work cannot hide), in
-  buffered and durable modes (target: durable <= 2x buffered);
+  inline (the default for the store), buffered and durable modes (target:
+  durable <= 2x buffered);
 * resident memory growth over 1,000,000 events with the backend down
-  (target: < 50 MB), measured in a fresh process.
+  (target: < 50 MB), measured in a fresh process;
+* with the defaults of configuration (see `outage`): a burst of 1,000,000
+  emits into a slow sink (target: 0 dropped; emit p99 and delivered
+  events/s), and PostgreSQL, Redis and HTTP sinks that go away (target: emit
+  p99 < 20 us; flush and close within their timeout plus a small margin).
 
     .venv/bin/python bench/delivery.py --events 200000 [--repeat 3]
 
@@ -39,8 +44,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+import outage
 from eventtracking.backends.sqlite import SQLiteBackend
 from eventtracking.delivery import DeliveryBackend
+from eventtracking.delivery.paths import ENV as JOURNAL_ENV
 from eventtracking.exceptions import RetryableError
 from eventtracking.store import Query
 from eventtracking.store.sqlite import SQLiteStore
@@ -143,12 +150,7 @@ def workload(tracker: Tracker, first: int, count: int) -> None:
 def throughput(n: int, tmp: Path, label: str, threads: int = 1, **options: Any) -> dict[str, float]:
     """Microseconds per event for N emits plus close (every event stored), and fsyncs."""
     store, journal = fresh(tmp, label)
-    if options:
-        backend: Any = DeliveryBackend(
-            SQLiteBackend(store), name=label, journal_dir=journal, **options
-        )
-    else:
-        backend = SQLiteBackend(store)
+    backend = DeliveryBackend(SQLiteBackend(store), name=label, journal_dir=journal, **options)
     tracker = Tracker({"store": backend})
     gc.collect()
     start = time.perf_counter()
@@ -230,6 +232,10 @@ def main() -> None:
     parser.add_argument("--memory-events", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=16, help="for the group-commit run")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--burst-events", type=int, default=1_000_000)
+    parser.add_argument("--timeout", type=float, default=1.0, help="for flush/close, outages")
+    parser.add_argument("--dsn", default=os.environ.get("EVENTTRACKING_TEST_POSTGRES"))
+    parser.add_argument("--redis", default=os.environ.get("EVENTTRACKING_TEST_REDIS"))
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--journal", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -251,7 +257,7 @@ def main() -> None:
             console.print(f"round {round_ + 1} of {args.repeat}")
             record("latency: healthy", lambda: latency_healthy(n, tmp))
             record("latency: down", lambda: latency_down(n, tmp))
-            record("SQLiteBackend alone", lambda: throughput(n, tmp, "direct"))
+            record("inline (default)", lambda: throughput(n, tmp, "inline", mode="inline"))
             record(
                 "buffered",
                 lambda: throughput(
@@ -274,10 +280,77 @@ def main() -> None:
             )
         console.print(f"memory: {args.memory_events:,} events with the backend down")
         mem = memory(args.memory_events, tmp)
+        os.environ.setdefault(JOURNAL_ENV, str(tmp / "default-journal"))
+        console.print(f"burst: {args.burst_events:,} emits into a slow sink (configured defaults)")
+        burst = outage.burst(args.burst_events)
+        console.print(f"outages: {n:,} emits into each sink that went away")
+        dsn, redis_url = services(args)
+        gone = outage.outages(n, dsn, redis_url, args.timeout)
     results = report(console, args, runs, mem)
+    results["burst"] = burst
+    results["outages"] = gone
+    report_defaults(console, args, burst, gone)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "delivery.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     console.print(f"Wrote {OUT / 'delivery.json'}")
+
+
+def services(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The PostgreSQL DSN and Redis URL to use, each None when it does not answer."""
+    dsn = args.dsn or "postgresql://root@127.0.0.1:5432/test"
+    url = args.redis or "redis://127.0.0.1:6379/0"
+    try:
+        import psycopg
+
+        psycopg.connect(dsn, connect_timeout=2).close()
+    except Exception as exc:
+        print(f"PostgreSQL skipped: {exc}")
+        dsn = None
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        print(f"Redis skipped: {exc}")
+        url = None
+    return dsn, url
+
+
+def report_defaults(
+    console: Console, args: argparse.Namespace, burst: dict[str, Any], gone: list[dict[str, Any]]
+) -> None:
+    """The tables of the configured defaults: the burst, then the outages."""
+    table = Table(title=f"burst of {burst['events']:,} emits into a slow sink (100,000 events/s)")
+    for column in ("emit p50 us", "p99 us", "max us", "dropped", "journaled", "delivered/s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        f"{burst['p50_us']:.2f}",
+        f"{burst['p99_us']:.2f}",
+        f"{burst['max_us']:.0f}",
+        f"{burst['dropped']:,}",
+        f"{burst['journaled']:,}",
+        f"{burst['delivered_per_s']:,.0f}",
+    )
+    console.print(table)
+    console.print(
+        f"burst: {burst['delivered']:,} delivered, {burst['dropped']:,} dropped (target 0): "
+        f"{verdict(burst['dropped'] == 0 and burst['delivered'] == burst['events'])}"
+    )
+    table = Table(title=f"sinks that went away ({args.events:,} emits; timeout {args.timeout} s)")
+    for column in ("sink", "p50 us", "p99 us", "max us", "flush s", "close s", "dropped", "p99"):
+        table.add_column(column, justify="left" if column == "sink" else "right")
+    for row in gone:
+        table.add_row(
+            row["sink"],
+            f"{row['p50_us']:.2f}",
+            f"{row['p99_us']:.2f}",
+            f"{row['max_us']:.0f}",
+            f"{row['flush_s']:.3f}",
+            f"{row['close_s']:.3f}",
+            f"{row['dropped']:,}",
+            verdict(row["p99_us"] < outage.P99_MAX_US),
+        )
+    console.print(table)
 
 
 def report(

@@ -54,11 +54,13 @@ def configure(data: Path, store: Path | None) -> None:
     from django.conf import settings
 
     backends: dict[str, Any] = {"null": {"ENGINE": "django_bench.NullBackend"}}
+    os.environ.setdefault("EVENTTRACKING_JOURNAL_DIR", str(data / "journal"))
     if store is not None:
         backends = {
             "store": {
                 "ENGINE": "eventtracking.backends.sqlite.SQLiteBackend",
-                "OPTIONS": {"path": str(store), "max_delay": 0.2},
+                "OPTIONS": {"path": str(store)},
+                "DELIVERY": {"max_delay": 0.2},
             }
         }
     settings.configure(

@@ -46,9 +46,9 @@ if system == "validated":
 else:
     backend = {{
         "null": lambda: run.NullBackend(),
-        "jsonl": lambda: run.JSONLinesBackend(tmp / "events.jsonl"),
+        "jsonl": lambda: run.configured(run.JSONLinesBackend, tmp / "events.jsonl"),
         "memory": lambda: run.InMemoryBackend(),
-        "sqlite": lambda: run.SQLiteBackend(tmp / "events.db"),
+        "sqlite": lambda: run.configured(run.SQLiteBackend, tmp / "events.db"),
     }}[system]()
     tracker = Tracker({{"b": backend}})
     run.timed(tracker, n, tracker.close)  # the workload and close, nothing read back

@@ -38,6 +38,8 @@ from rich.table import Table
 from eventtracking.backends.jsonl import JSONLinesBackend
 from eventtracking.backends.logger import LoggerBackend
 from eventtracking.backends.sqlite import SQLiteBackend
+from eventtracking.config import build_backends
+from eventtracking.delivery.paths import ENV as JOURNAL_ENV
 from eventtracking.event import new_event_id
 from eventtracking.store import Query
 from eventtracking.store.sqlite import SQLiteStore, row_for
@@ -78,10 +80,18 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
+def configured(engine: type, path: Path) -> Any:
+    """`engine` writing to `path` as configuration builds it: ours run in the delivery
+    worker's inline mode (batches written by the emitting thread), journal beside `path`."""
+    os.environ.setdefault(JOURNAL_ENV, str(path.parent / "journal"))
+    spec = {"ENGINE": f"{engine.__module__}.{engine.__qualname__}", "OPTIONS": {"path": str(path)}}
+    return build_backends({"b": spec})["b"]
+
+
 def bench_jsonl(n: int, tmp: Path) -> float:
     path = tmp / "events.jsonl"
     path.unlink(missing_ok=True)
-    tracker = Tracker({"jsonl": JSONLinesBackend(path)})
+    tracker = Tracker({"jsonl": configured(JSONLinesBackend, path)})
     us = timed(tracker, n, tracker.close)
     lines = count_lines(path)
     assert lines == n, f"jsonl: {lines} lines, expected {n}"
@@ -195,7 +205,7 @@ def bench_sqlite(n: int, tmp: Path) -> float:
     path = tmp / "events.db"
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         stale.unlink(missing_ok=True)
-    tracker = Tracker({"db": SQLiteBackend(path)})
+    tracker = Tracker({"db": configured(SQLiteBackend, path)})
     us = timed(tracker, n, tracker.close)
     store = SQLiteStore(path, create=False)
     try:

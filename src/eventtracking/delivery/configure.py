@@ -69,9 +69,11 @@ def carry_over(moved: Mapping[str, Any], setting: Any, path: str) -> Any:
 
 def deliver(backend: Any, setting: Any, name: str | None) -> Any:
     """`backend` as `setting` (a ``DELIVERY`` value, or `NO_SETTING`) asks; ValueError if bad."""
-    # Declared by the class, as a mapping: a stand-in that answers every
-    # attribute (a MagicMock in Open edX's tests) declares nothing.
-    defaults = getattr(type(backend), "delivery_defaults", None)
+    # Declared by the class (as a mapping, or a property that gives one per
+    # instance): a stand-in that answers every attribute (a MagicMock in Open
+    # edX's tests) declares nothing.
+    declared = hasattr(type(backend), "delivery_defaults")
+    defaults = getattr(backend, "delivery_defaults", None) if declared else None
     if not isinstance(defaults, Mapping):
         defaults = None
     if setting is NO_SETTING:

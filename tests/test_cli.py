@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from eventtracking.cli import cli, main
+from eventtracking.cli.times import parse_time
 from eventtracking.store.sqlite import SQLiteStore, row_for
-from eventtracking.times import parse_time
 
 N_EVENTS = 300
 README_URLS = [f"http://www.edx.org/some/path/{i}" for i in (1, 2, 3)]

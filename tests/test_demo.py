@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from eventtracking import StoreError, ThreadLocalContextLocator, Tracker
-from eventtracking.demo import COURSES, HOST, DemoRun, SimulatedClock, run_readme_example, simulate
+from eventtracking.cli.demo import (
+    COURSES,
+    HOST,
+    DemoRun,
+    SimulatedClock,
+    run_readme_example,
+    simulate,
+)
 from eventtracking.store import Query
 from eventtracking.store.sqlite import SQLiteStore
 from eventtracking.testing import InMemoryBackend

@@ -33,8 +33,8 @@ require_driver("redis", "redis")
 import redis  # noqa: E402
 
 from eventtracking.backends.redis_stream import RedisStreamBackend  # noqa: E402
-from eventtracking.consume import StreamConsumer  # noqa: E402
-from eventtracking.sinks import StoreSink, open_sink  # noqa: E402
+from eventtracking.consumer.consume import StreamConsumer  # noqa: E402
+from eventtracking.consumer.sinks import StoreSink, open_sink  # noqa: E402
 
 T0 = datetime(2026, 2, 1, 8, tzinfo=UTC)
 
@@ -341,7 +341,7 @@ def test_idle_consumers_with_nothing_pending_are_forgotten(
 def test_a_consumer_holding_entries_is_never_forgotten(
     stream: tuple[str, str], client: redis.Redis
 ) -> None:
-    from eventtracking.consume import _FORGET_IDLE
+    from eventtracking.consumer.consume import _FORGET_IDLE
 
     url, name = stream
     publish(url, name, [ev(i) for i in range(3)])
@@ -545,7 +545,7 @@ def test_without_the_driver_the_error_names_the_extra() -> None:
     script = (
         "import sys; sys.modules['redis'] = None\n"
         "from eventtracking.exceptions import MissingExtraError\n"
-        "for module in ('eventtracking.backends.redis_stream', 'eventtracking.consume'):\n"
+        "for module in ('eventtracking.backends.redis_stream', 'eventtracking.consumer.consume'):\n"
         "    try:\n"
         "        __import__(module)\n"
         "    except MissingExtraError as exc:\n"

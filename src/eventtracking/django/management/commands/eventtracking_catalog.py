@@ -14,7 +14,7 @@ from typing import Any
 from django.apps import apps
 from django.utils.module_loading import module_has_submodule
 
-from ....cli_catalog import catalog_command
+from ....cli.catalog import catalog_command
 from ...conf import get_conf
 from ..cli_bridge import ClickCommand, configured_store
 

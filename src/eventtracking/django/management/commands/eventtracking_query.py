@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ....cli import query
+from ....cli.commands import query
 from ..cli_bridge import ClickCommand
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ....cli import stats
+from ....cli.commands import stats
 from ..cli_bridge import ClickCommand
 
 

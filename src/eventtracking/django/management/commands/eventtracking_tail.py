@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ....cli import tail
+from ....cli.commands import tail
 from ..cli_bridge import ClickCommand
 
 

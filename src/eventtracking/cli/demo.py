@@ -27,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
 
-from .backends.sqlite import SQLiteBackend
-from .delivery import DeliveryBackend
-from .exceptions import StoreError
-from .locator import DefaultContextLocator
-from .tracker import Tracker
+from ..backends.sqlite import SQLiteBackend
+from ..delivery import DeliveryBackend
+from ..exceptions import StoreError
+from ..locator import DefaultContextLocator
+from ..tracker import Tracker
 
 HOST: Final = "courses.example.org"
 WINDOW: Final = timedelta(hours=24)

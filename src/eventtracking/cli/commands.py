@@ -25,13 +25,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ..exceptions import StoreError
+from ..serialization import dumps_str
+from ..store import EventStore, Query, open_store
 from . import demo as workload
-from .cli_catalog import catalog_command
-from .cli_consume import consume_command
-from .cli_delivery import JOURNAL_ENV, deadletters_command, replay_command, show_delivery_stats
-from .exceptions import StoreError
-from .serialization import dumps_str
-from .store import EventStore, Query, open_store
+from .catalog import catalog_command
+from .consume import consume_command
+from .delivery import JOURNAL_ENV, deadletters_command, replay_command, show_delivery_stats
 from .times import TIME_HELP, time_option
 
 DEFAULT_STORE: Final = "events.db"

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .exceptions import ImproperlyConfigured, MissingExtraError, StoreError
+from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -94,8 +94,8 @@ def consume_command(
     try:
         import redis
 
-        from .consume import StreamConsumer, redis_client
-        from .sinks import open_sink
+        from ..consumer.consume import StreamConsumer, redis_client
+        from ..consumer.sinks import open_sink
 
         client = redis_client(url)
         sink = open_sink(target)

@@ -11,11 +11,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Protocol
 
-from .backends import close_backend, flush_backend
-from .exceptions import ImproperlyConfigured, RetryableError
-from .registry.registry import unseen_metadata
-from .store.rows import row_for
-from .store.sqlite import SQLiteStore
+from ..backends import close_backend, flush_backend
+from ..exceptions import ImproperlyConfigured, RetryableError
+from ..registry.registry import unseen_metadata
+from ..store.rows import row_for
+from ..store.sqlite import SQLiteStore
 
 
 class Sink(Protocol):
@@ -84,10 +84,10 @@ def open_sink(target: str) -> Sink:
     anything else is a SQLite store path. ImproperlyConfigured or StoreError
     say what is wrong.
     """
-    from .config import instantiate
+    from ..config import instantiate
 
     if target.startswith(("postgresql://", "postgres://")):
-        from .store.postgres import PostgresStore
+        from ..store.postgres import PostgresStore
 
         try:
             return StoreSink(PostgresStore(target, create=True))

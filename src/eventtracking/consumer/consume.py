@@ -35,10 +35,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, cast
 
-from . import diagnostics
-from .delivery.retry import RetryPolicy
-from .exceptions import MissingExtraError, StoreError, TerminalError
-from .serialization import loads
+from .. import diagnostics
+from ..delivery.retry import RetryPolicy
+from ..exceptions import MissingExtraError, StoreError, TerminalError
+from ..serialization import loads
 from .sinks import Sink
 
 try:
@@ -46,9 +46,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtraError("redis", "redis") from exc
 
-from .backends.redis_stream import FIELD, types_key
-from .registry.model import version_from_dict
-from .registry.registry import metadata_for, referenced_ids, remember
+from ..backends.redis_stream import FIELD, types_key
+from ..registry.model import version_from_dict
+from ..registry.registry import metadata_for, referenced_ids, remember
 
 # Retry for ever (the entries stay pending meanwhile), from 0.1 s up to 5 s apart.
 RETRY: Final = RetryPolicy(max_attempts=None, initial_backoff=0.1, max_backoff=5.0)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from .catalog import build_catalogue, render_html, render_json_schema, render_markdown
-from .config import load_tracker
-from .exceptions import ImproperlyConfigured, StoreError
-from .registry import Registry, load_catalogue
-from .registry.model import Kind
-from .store import open_store
-from .tracker import get_or_build_tracker as get_tracker
+from ..catalog import build_catalogue, render_html, render_json_schema, render_markdown
+from ..config import load_tracker
+from ..exceptions import ImproperlyConfigured, StoreError
+from ..registry import Registry, load_catalogue
+from ..registry.model import Kind
+from ..store import open_store
+from ..tracker import get_or_build_tracker as get_tracker
 
 RENDERERS = {"html": render_html, "markdown": render_markdown, "json-schema": render_json_schema}
 

@@ -22,13 +22,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .delivery.deadletter import DEFAULT_FILENAME, DeadLetter, DeadLetterStore
-from .delivery.lanes import LANE_PREFIX, SEGMENT_SUFFIX
-from .delivery.metrics import process_alive
-from .delivery.paths import ENV, journal_root
-from .delivery.replay import Replayer, read_events
-from .delivery.retry import RetryPolicy
-from .exceptions import ImproperlyConfigured, StoreError
+from ..delivery.deadletter import DEFAULT_FILENAME, DeadLetter, DeadLetterStore
+from ..delivery.lanes import LANE_PREFIX, SEGMENT_SUFFIX
+from ..delivery.metrics import process_alive
+from ..delivery.paths import ENV, journal_root
+from ..delivery.replay import Replayer, read_events
+from ..delivery.retry import RetryPolicy
+from ..exceptions import ImproperlyConfigured, StoreError
 from .times import time_option
 
 DEAD_LETTERS_ENV: Final = "EVENTTRACKING_DEAD_LETTERS"
@@ -61,7 +61,7 @@ def _dead_letters(location: str) -> Iterator[DeadLetterStore]:
 
 def _replayer(target: str, retries: int, batch: int, rate: float | None) -> Replayer:
     """A replayer sending to `target` (a store, a JSON component or a TOML file)."""
-    from .sinks import open_sink
+    from ..consumer.sinks import open_sink
 
     try:
         sink = open_sink(target)

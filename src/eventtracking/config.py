@@ -16,7 +16,6 @@ to fix: a class that cannot be imported, an unknown option, a wrong type.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 import tomllib
@@ -26,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ._dotted import import_object
 from .backends.logger import LoggerBackend
 from .exceptions import ImproperlyConfigured
 from .registry import POLICIES, Registry, load_catalogue
@@ -41,25 +41,6 @@ __all__ = [
     "load_tracker",
     "tracker_from_config",
 ]
-
-
-def import_object(dotted: str, path: str) -> Any:
-    """Import ``package.module.Name``; the error names `path` in the tree."""
-    if not isinstance(dotted, str) or "." not in dotted:
-        raise ImproperlyConfigured(
-            f"{path}: ENGINE must be a dotted path such as 'package.module.Class', not {dotted!r}"
-        )
-    module_name, _, attr = dotted.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ImproperlyConfigured(f"{path}: cannot import {dotted!r}: {exc}") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ImproperlyConfigured(
-            f"{path}: cannot import {dotted!r}: module {module_name!r} has no {attr!r}"
-        ) from None
 
 
 def _is_component(value: Any) -> bool:
@@ -379,7 +360,8 @@ def build_default_tracker() -> Tracker:
 # .. toggle_use_cases: opt_in
 # .. toggle_creation_date: 2023-10-26
 #
-# Built on first access: this module must import without Django and edx-toggles.
+# Open edX's name for the event-bus toggle; built on first access (`_toggles`),
+# so this module imports without Django and edx-toggles.
 
 if typing.TYPE_CHECKING:
     from edx_toggles.toggles import SettingToggle
@@ -390,12 +372,6 @@ else:
     def __getattr__(name: str) -> Any:
         if name != "SEND_TRACKING_EVENT_EMITTED_SIGNAL":
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        try:
-            from edx_toggles.toggles import SettingToggle
-        except ImportError as exc:
-            from .exceptions import MissingExtraError
+        from . import _toggles
 
-            raise MissingExtraError((exc.name or "edx_toggles").split(".")[0], "openedx") from exc
-        toggle = SettingToggle(name, default=False, module_name=__name__)
-        # setdefault: when two threads race, both get the toggle stored first.
-        return globals().setdefault(name, toggle)
+        return _toggles.SEND_TRACKING_EVENT_EMITTED_SIGNAL

@@ -189,7 +189,7 @@ def find_backend(backend_name: str) -> AsyncRoutingBackend:
     Builds the default tracker from configuration first when it is not found.
     Raises ImproperlyConfigured, saying what to fix, when there is none.
     """
-    from .tracker import TRACKERS
+    from ._state import TRACKERS
 
     found = _search(TRACKERS.values(), backend_name)
     if found is None:

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, Literal
 
-from . import diagnostics, serialization
+from . import _state, diagnostics, serialization
+from ._state import DEFAULT_TRACKER_NAME, TRACKERS
 from .backends.routing import Processor, RoutingBackend
 from .event import UNKNOWN_EVENT_TYPE, checked_data, checked_name, new_event_id
 from .locator import ContextView, DefaultContextLocator, Scope, _LayeredLocator
@@ -43,7 +44,6 @@ __all__ = [
     "set_default_factory",
 ]
 
-DEFAULT_TRACKER_NAME: Final = "default"
 Envelope = Literal["full", "openedx"]
 ENVELOPES: Final = ("full", "openedx")
 
@@ -471,11 +471,7 @@ class Tracker:
         return stats
 
 
-# -- named trackers: the library's one piece of global state ---------------------
-
-TRACKERS: dict[str, Tracker] = {}
-_default_lock = threading.Lock()
-_default_factory: Callable[[], Tracker] | None = None
+# -- named trackers: their state lives in _state ---------------------------------
 
 
 def register_tracker(tracker: Tracker, name: str = DEFAULT_TRACKER_NAME) -> None:
@@ -504,7 +500,7 @@ def get_or_build_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
     except KeyError:
         if name != DEFAULT_TRACKER_NAME:
             raise
-    with _default_lock:
+    with _state.default_lock:
         if name not in TRACKERS:
             TRACKERS[name] = _build_default_tracker()
         return TRACKERS[name]
@@ -512,16 +508,17 @@ def get_or_build_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
 
 def set_default_factory(factory: Callable[[], Tracker]) -> None:
     """Choose how `get_or_build_tracker` builds the default tracker on first use."""
-    global _default_factory
-    _default_factory = factory
+    _state.default_factory = factory
 
 
 def _build_default_tracker() -> Tracker:
-    if _default_factory is None:
+    factory = _state.default_factory
+    if factory is None:
         from .config import build_default_tracker  # the configuration sits on top of the core
 
         return build_default_tracker()
-    return _default_factory()
+    tracker: Tracker = factory()
+    return tracker
 
 
 def emit(name: Any = None, data: Any = None) -> None:

@@ -225,7 +225,7 @@ class AsyncRoutingBackend(RoutingBackend):
         if self._app is None:
             app = self.app
             if isinstance(app, str):
-                from ..config import import_object
+                from .._dotted import import_object
 
                 app = import_object(app.replace(":", "."), f"{self.backend_name}.app")
             self._app = app
@@ -234,7 +234,7 @@ class AsyncRoutingBackend(RoutingBackend):
     def _task_contexts(self) -> list[tuple[str, Any]]:
         if not self.contexts:
             return []
-        from ..tracker import TRACKERS
+        from .._state import TRACKERS
 
         tracker = TRACKERS.get(self.tracker_name)
         if tracker is None:

@@ -34,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise MissingExtraError((exc.name or "openedx_events").split(".")[0], "openedx") from exc
 
-from ..config import SEND_TRACKING_EVENT_EMITTED_SIGNAL
+from .._toggles import SEND_TRACKING_EVENT_EMITTED_SIGNAL
 from .logger import DateTimeJSONEncoder
 from .routing import Processor, RoutingBackend
 

@@ -389,15 +389,7 @@ BACKENDS: dict[str, Entry] = {
 
 
 # Known failures, by case id: each names its cause; strict, so a fix makes them fail.
-KNOWN_BUGS: dict[str, Any] = {
-    "delivery-durable-flush_returns_a_bool": pytest.mark.xfail(
-        strict=True,
-        raises=AssertionError,
-        reason="a fresh durable journal is never idle (its cursor starts before the "
-        "segment header), so flush() before the first delivery returns False "
-        "(Journal.idle, delivery/journal.py)",
-    ),
-}
+KNOWN_BUGS: dict[str, Any] = {}
 
 
 def cases() -> list[Any]:

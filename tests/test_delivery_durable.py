@@ -161,3 +161,15 @@ def test_every_event_whose_emit_returned_survives_sigkill(tmp_path: Path) -> Non
     missing = emitted - set(ids)
     assert not missing, f"{len(missing)} of {len(emitted)} acknowledged events lost (seed {seed})"
     assert len([p for p in journal.iterdir() if p.name.startswith("lane-")]) == 0
+
+
+def test_a_fresh_durable_journal_is_idle_so_flush_returns_true(tmp_path: Path) -> None:
+    # Its cursor starts before the segment header: that header is not an event.
+    from eventtracking.delivery import DeliveryBackend
+    from eventtracking.testing import InMemoryBackend
+
+    backend = DeliveryBackend(InMemoryBackend(), mode="durable", journal_dir=tmp_path)
+    try:
+        assert backend.flush(5.0) is True
+    finally:
+        backend.close()

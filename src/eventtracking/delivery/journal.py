@@ -337,7 +337,13 @@ class Journal:
         if own is None:
             return True
         tail = self.writer.tail
-        return tail[0] == 0 or own.position >= Position(*tail)
+        position = own.position
+        if position.offset < len(MAGIC):
+            # A cursor that has read nothing yet stands before the segment's
+            # header, which is never an event: it has read all there is to read
+            # once it reaches the end of that header.
+            position = Position(position.segment, len(MAGIC))
+        return tail[0] == 0 or position >= Position(*tail)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -364,9 +364,7 @@ def build_default_tracker() -> Tracker:
 # so this module imports without Django and edx-toggles.
 
 if typing.TYPE_CHECKING:
-    from edx_toggles.toggles import SettingToggle
-
-    SEND_TRACKING_EVENT_EMITTED_SIGNAL: SettingToggle
+    from ._toggles import SEND_TRACKING_EVENT_EMITTED_SIGNAL as SEND_TRACKING_EVENT_EMITTED_SIGNAL
 else:
 
     def __getattr__(name: str) -> Any:

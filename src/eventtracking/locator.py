@@ -35,12 +35,9 @@ class ContextView:
     derived from this set of contexts (the registry keeps its annotations here).
     """
 
-    __slots__ = ("merged", "names", "owner", "scratch", "version")
+    __slots__ = ("merged", "names", "scratch", "version")
 
-    def __init__(
-        self, version: int, merged: dict[str, Any], names: tuple[str, ...], owner: object = None
-    ) -> None:
-        self.owner = owner  # the locator whose process layer this view merged
+    def __init__(self, version: int, merged: dict[str, Any], names: tuple[str, ...]) -> None:
         self.version = version
         self.merged = merged
         self.names = names
@@ -94,9 +91,6 @@ class _Stack:
         return None
 
 
-_EMPTY = _Stack(())
-
-
 def _check(name: object, ctx: object) -> None:
     if not isinstance(name, str):
         raise TypeError(f"context name must be a str, not {type(name).__name__}")
@@ -145,7 +139,10 @@ class _LayeredLocator(ABC):
     """Shared machinery: a process layer plus a per-thread or per-task layer."""
 
     def __init__(self) -> None:
-        self._process = _EMPTY
+        # Each locator has its own empty stack: a stack caches the merged view
+        # of its locator (`_Stack._combined`), so no stack is ever shared by two.
+        self._empty = _Stack(())
+        self._process = _Stack(())
         self._process_version = 0
         self._process_lock = threading.Lock()
 
@@ -221,17 +218,15 @@ class _LayeredLocator(ABC):
         task = self._task()
         version = self._process_version
         combined = task._combined
-        # A stack can be shared by locators (the empty one is), so the cached
-        # view counts only when it was made by this locator.
-        if combined is not None and combined.version == version and combined.owner is self:
+        if combined is not None and combined.version == version:
             return combined
         process = self._process
         if process.entries:
             view = ContextView(
-                version, {**process.merged, **task.merged}, process.names + task.names, self
+                version, {**process.merged, **task.merged}, process.names + task.names
             )
         else:
-            view = ContextView(version, task.merged, task.names, self)
+            view = ContextView(version, task.merged, task.names)
         # Benign race: concurrent readers compute the same value.
         task._combined = view
         return view
@@ -257,12 +252,12 @@ class DefaultContextLocator(_LayeredLocator):
         self._var: ContextVar[_Stack] = ContextVar(f"eventtracking_context_{id(self)}")
 
     def _task(self) -> _Stack:
-        return self._var.get(_EMPTY)
+        return self._var.get(self._empty)
 
     def stack_reader(self) -> Callable[[], _Stack]:
         if type(self)._task is not DefaultContextLocator._task:
             return self._task  # a subclass keeps its stacks elsewhere
-        return partial(self._var.get, _EMPTY)  # a C call: no Python frame per event
+        return partial(self._var.get, self._empty)  # a C call: no Python frame per event
 
     def _set_task(self, stack: _Stack) -> None:
         self._var.set(stack)
@@ -276,7 +271,7 @@ class ThreadLocalContextLocator(_LayeredLocator):
         self._local = threading.local()
 
     def _task(self) -> _Stack:
-        stack: _Stack = getattr(self._local, "stack", _EMPTY)
+        stack: _Stack = getattr(self._local, "stack", self._empty)
         return stack
 
     def _set_task(self, stack: _Stack) -> None:

@@ -175,11 +175,7 @@ class Tracker:
         if read_stack is not None:
             # The merged contexts, cached on the task's stack until a context changes.
             view = read_stack()._combined
-            if (
-                view is None
-                or view.version != locator._process_version
-                or view.owner is not locator
-            ):
+            if view is None or view.version != locator._process_version:
                 view = locator.view()
             context = view.merged.copy()
         else:  # an Open edX-style locator: only get()

@@ -130,19 +130,14 @@ class RoutingBackend:
     the backends is kept sorted by name whatever the change.
     """
 
+    direct: bool  # see _update_direct
+
     def __init__(
         self,
         backends: Mapping[str, Any] | None = None,
         processors: Iterable[Processor] | None = None,
     ) -> None:
-        # True while `send` of this object does exactly what RoutingBackend's
-        # does: then a Tracker may walk `_routes` itself when there are no
-        # processors. A subclass that routes its own way, or a test that patches
-        # one of these methods on the instance, turns it off.
-        self.direct = all(
-            getattr(type(self), method) is getattr(RoutingBackend, method)
-            for method in _ROUTING_METHODS
-        )
+        self._update_direct()
         self._lock = threading.Lock()
         self.counters = diagnostics.Counters()  # this tree's failures (Tracker.stats)
         self._routes: tuple[tuple[str, Any], ...] = ()
@@ -155,22 +150,30 @@ class RoutingBackend:
             for processor in processors:
                 self.register_processor(processor)
 
+    def _update_direct(self) -> None:
+        # `direct` is True while `send` of this object does exactly what
+        # RoutingBackend's does: then a Tracker may walk `_routes` itself when
+        # there are no processors. A subclass that routes its own way, or one
+        # of these methods patched on the instance, makes it False.
+        object.__setattr__(
+            self,
+            "direct",
+            not any(method in self.__dict__ for method in _ROUTING_METHODS)
+            and all(
+                getattr(type(self), method) is getattr(RoutingBackend, method)
+                for method in _ROUTING_METHODS
+            ),
+        )
+
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _ROUTING_METHODS:
-            object.__setattr__(self, "direct", False)
         object.__setattr__(self, name, value)
+        if name in _ROUTING_METHODS:
+            self._update_direct()
 
     def __delattr__(self, name: str) -> None:
         object.__delattr__(self, name)
-        if name in _ROUTING_METHODS and not any(m in self.__dict__ for m in _ROUTING_METHODS):
-            object.__setattr__(
-                self,
-                "direct",
-                all(
-                    getattr(type(self), method) is getattr(RoutingBackend, method)
-                    for method in _ROUTING_METHODS
-                ),
-            )
+        if name in _ROUTING_METHODS:
+            self._update_direct()
 
     @property
     def backends(self) -> dict[str, Any]:

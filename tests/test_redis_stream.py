@@ -565,8 +565,8 @@ def test_documentation_versions_travel_with_the_stream_to_the_store(
 ) -> None:
     # Producer and consumer are different processes in real life: the consumer
     # knows the documentation only from what the producer put beside the stream.
+    from eventtracking import _state
     from eventtracking.backends.redis_stream import types_key
-    from eventtracking.registry import registry as registry_module
     from eventtracking.tracker import Tracker
 
     url, name = stream
@@ -580,7 +580,7 @@ def test_documentation_versions_travel_with_the_stream_to_the_store(
     tracker.close()
     assert set(client.hkeys(types_key(name))) == {version.id.encode(), context.id.encode()}
 
-    monkeypatch.setattr(registry_module, "_by_id", {})  # as in a fresh consumer process
+    monkeypatch.setattr(_state, "metadata_by_id", {})  # as in a fresh consumer process
     with consuming(url, name, open_sink(str(tmp_path / "s.db"))) as (consumer, _):
         wait_for(lambda: consumer.stats.acked == 3)
     store = SQLiteStore(tmp_path / "s.db", create=False)

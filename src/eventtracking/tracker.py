@@ -37,7 +37,6 @@ __all__ = [
     "UNKNOWN_EVENT_TYPE",
     "Tracker",
     "emit",
-    "get_or_build_tracker",
     "get_tracker",
     "register_tracker",
     "resolve_context",
@@ -484,37 +483,9 @@ def get_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
     return TRACKERS[name]
 
 
-def get_or_build_tracker(name: str = DEFAULT_TRACKER_NAME) -> Tracker:
-    """The tracker registered as `name`, building the default one on first use.
-
-    The default tracker comes from the TOML file named by
-    ``$EVENTTRACKING_CONFIG``, or else sends JSON to the Python logger
-    ``tracking``. Other names raise KeyError when not registered.
-    """
-    try:
-        return TRACKERS[name]
-    except KeyError:
-        if name != DEFAULT_TRACKER_NAME:
-            raise
-    with _state.default_lock:
-        if name not in TRACKERS:
-            TRACKERS[name] = _build_default_tracker()
-        return TRACKERS[name]
-
-
 def set_default_factory(factory: Callable[[], Tracker]) -> None:
-    """Choose how `get_or_build_tracker` builds the default tracker on first use."""
+    """Choose how `eventtracking.track.get_tracker` builds the default tracker on first use."""
     _state.default_factory = factory
-
-
-def _build_default_tracker() -> Tracker:
-    factory = _state.default_factory
-    if factory is None:
-        from .config import build_default_tracker  # the configuration sits on top of the core
-
-        return build_default_tracker()
-    tracker: Tracker = factory()
-    return tracker
 
 
 def emit(name: Any = None, data: Any = None) -> None:

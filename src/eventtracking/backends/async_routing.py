@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import diagnostics
 from ..delivery.retry import RetryPolicy
@@ -119,6 +119,10 @@ class AsyncRoutingBackend(RoutingBackend):
     as Open edX does; with ``batch=True`` it raises `RetryableError`
     instead. Both raise RuntimeError after `close()`. Thread-safe.
     """
+
+    # How `eventtracking.tasks` recognises the backends its batched task can
+    # deliver through, without importing this module (which imports it).
+    celery_batch_target: ClassVar[bool] = True
 
     def __init__(
         self,

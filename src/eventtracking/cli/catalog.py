@@ -14,7 +14,7 @@ from ..exceptions import ImproperlyConfigured, StoreError
 from ..registry import Registry, load_catalogue
 from ..registry.model import Kind
 from ..store import open_store
-from ..tracker import get_or_build_tracker as get_tracker
+from ..track import get_tracker
 
 RENDERERS = {"html": render_html, "markdown": render_markdown, "json-schema": render_json_schema}
 

@@ -24,16 +24,16 @@ import hashlib
 import os
 import re
 import tempfile
-import weakref
 from pathlib import Path
 from typing import Any, Final
 
+from .. import _state
 from .journal import Journal
 from .options import DeliveryOptions
 
 ENV: Final = "EVENTTRACKING_JOURNAL_DIR"
 
-_owners: weakref.WeakValueDictionary[Path, Any] = weakref.WeakValueDictionary()
+_owners = _state.journal_owners  # journal directory -> its owner, process-wide
 
 
 def _usable(path: Path) -> bool:

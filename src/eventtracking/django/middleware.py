@@ -35,8 +35,8 @@ from django.http import HttpRequest, HttpResponseBase, QueryDict
 
 from .. import diagnostics
 from ..processors.redact import Redactor
+from ..track import get_tracker
 from ..tracker import Tracker
-from ..tracker import get_or_build_tracker as get_tracker
 from .conf import Conf, get_conf
 from .context import CONTEXT_NAME, REQUEST_ATTRIBUTE, request_context, user_fields
 

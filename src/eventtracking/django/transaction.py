@@ -29,8 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from ..track import get_tracker
 from ..tracker import Tracker
-from ..tracker import get_or_build_tracker as get_tracker
 
 __all__ = ["emit_on_commit"]
 

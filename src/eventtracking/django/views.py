@@ -45,8 +45,8 @@ from ..exceptions import EventError
 from ..locator import ContextView
 from ..logsafe import escape
 from ..registry.checker import EventChecker
+from ..track import get_tracker
 from ..tracker import Tracker
-from ..tracker import get_or_build_tracker as get_tracker
 from .conf import BrowserConf, get_conf
 from .context import CONTEXT_NAME, REQUEST_ATTRIBUTE, request_context, user_fields
 from .django_tracker import validation_policy

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .. import diagnostics
+from .. import _state, diagnostics
 from ..exceptions import ImproperlyConfigured
 from .model import (
     POLICIES,
@@ -38,19 +38,16 @@ from .model import (
 from .schema import build_validator
 from .validate import Validator
 
-_by_id: dict[str, TypeVersion] = {}
-_by_id_lock = threading.Lock()
-
 
 def remember(version: TypeVersion) -> None:
     """Add `version` to the process-wide table of known metadata."""
-    with _by_id_lock:
-        _by_id.setdefault(version.id, version)
+    with _state.metadata_lock:
+        _state.metadata_by_id.setdefault(version.id, version)
 
 
 def metadata_for(type_id: str) -> TypeVersion | None:
     """The documentation version with this id, if this process has seen it."""
-    return _by_id.get(type_id)
+    return _state.metadata_by_id.get(type_id)
 
 
 def caller_source(depth: int) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import diagnostics
+from .. import _state, diagnostics
 from ..exceptions import MissingExtraError, RetryableError, StoreError, TerminalError
 from ..registry.model import TypeVersion
 from ..serialization import loads
@@ -54,7 +54,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise MissingExtraError("psycopg", "postgres") from exc
 
-_inherited: list[Any] = []  # connections of a parent process: never closed in a child
+_inherited = _state.inherited_connections  # a parent's connections: never closed in a child
 
 
 class PostgresStore:

@@ -211,3 +211,42 @@ def test_a_subclass_may_set_settings_before_calling_tracker_init() -> None:
     t = Early()
     t.emit("works", {})
     assert names(t.get_backend("mem")) == ["works"]
+
+
+@pytest.mark.parametrize("method", ["send", "send_to_backends"])
+def test_a_routing_method_patched_on_the_instance_is_called_until_unpatched(method: str) -> None:
+    memory = InMemoryBackend()
+    t = Tracker({"m": memory})
+    routing = t.routing_backend
+    with mock.patch.object(routing, method) as patched:
+        t.emit("while.patched", {})
+    assert patched.call_count == 1
+    assert patched.call_args.args[0]["name"] == "while.patched"
+    assert names(memory) == []  # the mock took the event instead of the routes
+    t.emit("after", {})
+    assert names(memory) == ["after"]
+
+
+def test_a_routing_method_assigned_and_deleted_on_the_instance() -> None:
+    memory = InMemoryBackend()
+    t = Tracker({"m": memory})
+    seen: list[Any] = []
+    t.routing_backend.send_to_backends = seen.append  # type: ignore[method-assign]
+    t.emit("assigned", {})
+    del t.routing_backend.send_to_backends
+    t.emit("deleted", {})
+    assert [e["name"] for e in seen] == ["assigned"]
+    assert names(memory) == ["deleted"]
+
+
+def test_a_subclass_that_routes_its_own_way_is_called() -> None:
+    class Doubling(RoutingBackend):
+        def send_to_backends(self, event: Any) -> None:
+            super().send_to_backends(event)
+            super().send_to_backends(event)
+
+    memory = InMemoryBackend()
+    t = Tracker()
+    t.routing_backend = Doubling({"m": memory})
+    t.emit("twice", {})
+    assert names(memory) == ["twice", "twice"]

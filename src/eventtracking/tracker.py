@@ -31,6 +31,9 @@ from .registry.checker import EventChecker
 from .registry.model import POLICIES, Policy, TypeVersion
 from .registry.registry import Registry, caller_source
 
+_datetime: Final = datetime
+_now: Final = datetime.now
+
 __all__ = [
     "DEFAULT_TRACKER_NAME",
     "TRACKERS",
@@ -118,17 +121,19 @@ class Tracker:
         A subclass may set a setting before `Tracker.__init__` has run: then
         there is nothing to gather yet, and `__init__` does it at its end.
         """
-        settings = self.__dict__
-        if "_checker" not in settings:
+        # getattr, never self.__dict__: a materialised instance dict would
+        # slow every attribute read on the emit path.
+        checker = getattr(self, "_checker", None)
+        if checker is None:
             return
         self._snapshot = (
-            settings["_closed"],
-            settings["_strict"],
-            settings["_read_stack"],
-            settings["_locator"],
-            settings["_envelope"] == "full",
-            settings["_checker"],
-            settings["_routing"],
+            self._closed,
+            self._strict,
+            self._read_stack,
+            self._locator,
+            self._envelope == "full",
+            checker,
+            self._routing,
         )
 
     # -- the Open edX surface -------------------------------------------------
@@ -168,8 +173,9 @@ class Tracker:
             name = checked_name(name, True)
             data = {} if data is None else checked_data(name, data, True)
         # Read through the module global, as Open edX does: tests patch
-        # eventtracking.tracker.datetime to fix the time.
-        now = datetime.now(UTC)
+        # eventtracking.tracker.datetime to fix the time. Unpatched, the bound
+        # method is called directly (binding it costs more than the check).
+        now = _now(UTC) if datetime is _datetime else datetime.now(UTC)
         view: ContextView | None = None
         if read_stack is not None:
             # The merged contexts, cached on the task's stack until a context changes.

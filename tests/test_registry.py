@@ -213,6 +213,19 @@ def test_warn_keeps_marks_logs_once_and_counts(
     )
 
 
+def test_validation_counts_belong_to_the_tracker_that_found_them() -> None:
+    noisy, noisy_mem = make()
+    quiet, _ = make()
+    for t in (noisy, quiet):
+        t.register("edx.video.played", "doc", VIDEO)
+    noisy.emit("edx.video.played", {"surprise": 1})
+    noisy.emit("edx.video.played", {"surprise": 2})
+    assert len(noisy_mem.events) == 2  # warned, kept
+    assert noisy.stats()["validation.unknown_field"] == 2
+    assert "validation.unknown_field" not in quiet.stats()
+    assert diagnostics.snapshot()["validation.unknown_field"] == 2  # the process total
+
+
 @pytest.mark.parametrize(("rule", "data", "field"), CASES)
 def test_strict_raises_naming_event_field_and_rule(
     rule: str, data: dict[str, Any], field: str

@@ -436,17 +436,18 @@ class Tracker:
     def stats(self) -> dict[str, int]:
         """Self-metrics: repaired events, backend and processor errors, drops.
 
-        What this tracker's own routing tree counts (``backend.<name>.errors``,
-        ``processor.errors``, ``logger.oversize_*``, ``sampler.dropped``) is
-        this tracker's alone, so two trackers never share those counts; the
-        other counters are process-wide (`eventtracking.diagnostics.snapshot`
+        What this tracker's own validation (``validation.<rule>``) and routing
+        tree (``backend.<name>.errors``, ``processor.errors``,
+        ``logger.oversize_*``, ``sampler.dropped``) count is this tracker's
+        alone, so two trackers never share those counts; the other counters
+        are process-wide (`eventtracking.diagnostics.snapshot`
         has the process totals of all of them). Backends behind a delivery
         worker add theirs as ``delivery.<name>.<metric>``.
         """
         stats = diagnostics.snapshot()
         for name in diagnostics.owned_names():
             stats.pop(name, None)
-        pending: list[Any] = [self.routing_backend]
+        pending: list[Any] = [self.routing_backend, self._checker]
         seen: set[int] = set()
         while pending:  # nested routing backends form trees (or, by mistake, cycles)
             node = pending.pop()

@@ -53,6 +53,8 @@ class EventChecker:
         # Stamps the entries this checker caches in context views; replaced
         # whenever the registry changes, which makes them all stale at once.
         self._key = object()
+        # Problems found in this tracker's events (`Tracker.stats`).
+        self.counters = diagnostics.Counters()
         # Read by emit for every event: an attribute, kept current below.
         self.on = bool(registry._current) or max_event_size is not None
         registry.watch(self)
@@ -188,7 +190,7 @@ class EventChecker:
             first = found[0]
             raise ValidationError(name, first["field"], first["rule"], first["detail"])
         for i, item in enumerate(found):
-            diagnostics.increment(f"validation.{item['rule']}")
+            self.counters.increment(f"validation.{item['rule']}")
             if i < MAX_LOGGED_PROBLEMS:
                 diagnostics.warn_once(
                     (f"validation.{item['rule']}", name, item["field"]),

@@ -19,7 +19,7 @@ from typing import Any, Final
 import orjson
 
 from ..catalog.build import Catalogue, build_catalogue
-from ..exceptions import StoreError
+from ..exceptions import ImproperlyConfigured, StoreError
 from ..registry.registry import Registry
 from ..store import EventStore
 from . import charts, pages
@@ -346,11 +346,11 @@ class Console:
             return self._error(base, 400, "id must be a dead letter's number", False)
         sent = failed = 0
         for backend_name in sorted(known[path]):
-            target, close = self.replay_backend(backend_name)
             try:
+                target, close = self.replay_backend(backend_name)
                 ok, bad = replay(path, ids or None, target, close=close, backend=backend_name)
-            except StoreError as exc:
-                return self._error(base, 503, str(exc), False)
+            except (ImproperlyConfigured, StoreError, OSError) as exc:
+                return self._error(base, 503, f"replay failed: {exc}", False)
             sent, failed = sent + ok, failed + bad
         notice = f"replayed: {sent} delivered, {failed} failed again"
         return self.delivery(base, {}, csrf_input, notice)

@@ -62,11 +62,8 @@ def create_app(console: Console, token: str | None = None) -> ASGIApp:
         return _response(await _in_thread(console.delivery, "", _params(request)))
 
     async def replay(request: Request) -> Response:
-        form = await request.form()
-        fields: dict[str, list[str]] = {}
-        for key, value in form.multi_items():
-            if isinstance(value, str):
-                fields.setdefault(key, []).append(value)
+        # The page's forms are url-encoded; parsed here, so no multipart library is needed.
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"))
         return _response(await _in_thread(console.replay, "", fields))
 
     async def events(request: Request) -> Response:

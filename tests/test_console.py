@@ -38,7 +38,7 @@ def test_every_page_answers_with_what_the_store_holds(filled: Filled) -> None:
         assert 'data-name="page.viewed" data-count="3"' in catalogue
         assert "undocumented" in catalogue and "documented</span>" in catalogue
         delivery = get(f"{base}/delivery").text
-        assert "read-only: start with --allow-replay" in delivery
+        assert "read-only: replay is off" in delivery
         assert get(f"{base}/static/console.js").text.startswith("// The live view")
         assert get(f"{base}/static/secrets.txt").status_code == 404
 

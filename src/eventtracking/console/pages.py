@@ -201,7 +201,7 @@ def delivery_page(
     )
     heads = "backend pid source mode circuit emitted delivered retried dead queue dropped"
     worker_table = (
-        "<table id='workers'><thead><tr>"
+        '<table id="workers"><thead><tr>'
         + "".join(f"<th>{h}</th>" for h in heads.split())
         + f"</tr></thead><tbody>{workers}</tbody></table>"
         if health.workers
@@ -228,10 +228,10 @@ def delivery_page(
     mode = (
         "replay allowed (started with replay enabled)"
         if allow_replay
-        else "read-only: start with --allow-replay to re-deliver"
+        else "read-only: replay is off (serve --allow-replay, or ALLOW_REPLAY in Django)"
     )
     letter_table = (
-        "<table id='dead-letters'><thead><tr><th>id</th><th>backend</th><th>name</th>"
+        '<table id="dead-letters"><thead><tr><th>id</th><th>backend</th><th>name</th>'
         "<th>attempts</th><th>last failure (UTC)</th><th>reason</th><th>event</th><th></th>"
         f"</tr></thead><tbody>{''.join(letter_rows)}</tbody></table>"
         if letter_rows

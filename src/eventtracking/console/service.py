@@ -334,7 +334,11 @@ class Console:
         """Re-deliver the dead letters named in `form` (403 unless replay is allowed)."""
         if self.replay_backend is None:
             return self._error(
-                base, 403, "the console is read-only; start it with --allow-replay to replay", False
+                base,
+                403,
+                "the console is read-only; replay needs serve --allow-replay "
+                "(Django: ALLOW_REPLAY)",
+                False,
             )
         path = _first(form, "store")
         known = self.health.report().dead

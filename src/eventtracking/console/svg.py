@@ -2,13 +2,13 @@
 
 Every drawn mark carries its numbers as data attributes (``data-name``,
 ``data-bucket``, ``data-count``), so a test or a script reads exactly what
-the chart shows. All text is escaped; colours come from a fixed palette,
-chosen per name by a stable hash, so a type keeps its colour across charts.
+the chart shows. All text is escaped. In the stacked chart each series
+takes the next colour of a fixed palette (the busiest first, so the ten
+colours never repeat among the shown types) and "(other)" is grey.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
@@ -28,10 +28,20 @@ PALETTE: Final = (
 )
 
 
-def colour(name: str) -> str:
-    """The palette colour of `name` (the same in every chart)."""
-    digest = hashlib.blake2b(name.encode(), digest_size=2).digest()
-    return PALETTE[int.from_bytes(digest, "big") % len(PALETTE)]
+OTHER_COLOUR: Final = "#9aa0a8"
+BAR_COLOUR: Final = PALETTE[0]
+
+
+def colours(names: Sequence[str]) -> dict[str, str]:
+    """A distinct palette colour for each name in order; "(other)" grey."""
+    picked, i = {}, 0
+    for name in names:
+        if name == "(other)":
+            picked[name] = OTHER_COLOUR
+        else:
+            picked[name] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return picked
 
 
 def _a(value: object) -> str:
@@ -53,10 +63,11 @@ def stacked_bars(
     left, bottom, top = 48, 24, 8
     plot_w, plot_h = width - left - 8, height - bottom - top
     columns = [sum(column) for column in zip(*counts.values(), strict=True)] if counts else []
+    colour = colours(list(counts))
     peak = max(columns, default=0) or 1
     slot = plot_w / max(1, len(starts))
     parts = [
-        f'<svg class="chart stacked" viewBox="0 0 {width} {height + 22 * ((len(counts) + 3) // 4)}"'
+        f'<svg class="chart stacked" viewBox="0 0 {width} {height + 22 * ((len(counts) + 2) // 3)}"'
         f' role="img" aria-label="events per bucket" data-peak="{peak}"'
         f' data-total="{sum(columns)}">',
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 8}" y2="{top + plot_h}"'
@@ -74,7 +85,7 @@ def stacked_bars(
             y -= h
             parts.append(
                 f'<rect class="bar" x="{left + i * slot:.2f}" y="{y:.2f}"'
-                f' width="{max(slot - 1, 0.5):.2f}" height="{h:.2f}" fill="{colour(name)}"'
+                f' width="{max(slot - 1, 0.5):.2f}" height="{h:.2f}" fill="{colour[name]}"'
                 f' data-name="{_a(name)}" data-bucket="{start.isoformat()}"'
                 f' data-count="{count}"><title>{_a(name)} {_a(_tick(start, bucket))}: '
                 f"{count}</title></rect>"
@@ -87,11 +98,13 @@ def stacked_bars(
             f"{_a(_tick(starts[i], bucket))}</text>"
         )
     for n, name in enumerate(counts):
-        x, y = left + (n % 4) * (plot_w / 4), height + 16 + 22 * (n // 4)
+        x, y = left + (n % 3) * (plot_w / 3), height + 16 + 22 * (n // 3)
+        shown = name if len(name) <= 38 else name[:37] + "…"
         parts.append(
-            f'<rect x="{x:.1f}" y="{y - 10}" width="12" height="12" fill="{colour(name)}"/>'
+            f'<rect x="{x:.1f}" y="{y - 10}" width="12" height="12" fill="{colour[name]}"/>'
             f'<text x="{x + 16:.1f}" y="{y}" class="legend" data-name="{_a(name)}"'
-            f' data-total="{sum(counts[name])}">{_a(name)} ({sum(counts[name])})</text>'
+            f' data-total="{sum(counts[name])}">{_a(shown)} ({sum(counts[name])})'
+            f"<title>{_a(name)}</title></text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -114,7 +127,7 @@ def hbars(rows: Sequence[tuple[str, int]], kind: str, width: int = 460) -> str:
             f'<text x="{label_w - 6}" y="{y + 13}" class="label" text-anchor="end">{_a(shown)}'
             f"<title>{_a(label)}</title></text>"
             f'<rect class="bar" x="{label_w}" y="{y}" width="{max(w, 1):.2f}" height="{bar_h}"'
-            f' fill="{colour(label)}" data-label="{_a(label)}" data-count="{count}"/>'
+            f' fill="{BAR_COLOUR}" data-label="{_a(label)}" data-count="{count}"/>'
             f'<text x="{label_w + w + 4:.2f}" y="{y + 13}" class="label">{count}</text>'
         )
     parts.append("</svg>")
@@ -132,6 +145,6 @@ def sparkline(name: str, values: Sequence[int], width: int = 120, height: int = 
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
         f' data-name="{_a(name)}" data-total="{sum(values)}"'
         f' data-values="{",".join(str(v) for v in values)}">'
-        f'<polyline points="{points}" fill="none" stroke="{colour(name)}" stroke-width="1.5"/>'
+        f'<polyline points="{points}" fill="none" stroke="{BAR_COLOUR}" stroke-width="1.5"/>'
         "</svg>"
     )

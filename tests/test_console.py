@@ -209,3 +209,34 @@ def test_the_live_predicate_agrees_with_the_store(filled: Filled) -> None:
             assert from_store or names == ["[pv]*"]
     finally:
         store.close()
+
+
+def test_chart_queries_read_the_index_not_the_table(tmp_path: Path) -> None:
+    from eventtracking.backends.sqlite import SQLiteBackend
+    from eventtracking.console import charts
+    from eventtracking.console.sql import SQLiteDialect
+    from eventtracking.store.sqlite import SQLiteStore
+
+    SQLiteBackend(tmp_path / "events.db").close()
+    store = SQLiteStore(tmp_path / "events.db", create=False)
+    dialect = SQLiteDialect(store)
+    statements: list[tuple[str, list[Any]]] = []
+    real = dialect._read
+
+    def recording(sql: str, params: list[Any]) -> list[Any]:
+        statements.append((sql, params))
+        return real(sql, params)
+
+    dialect._read = recording
+    window = charts.choose_window("1h", None, None, datetime.now(UTC))
+    selected = parse_filter([], ["user_id=7"])
+    charts.series(dialect, selected, window)
+    charts.top_values(dialect, selected, window, "context", "user_id")
+    try:
+        assert len(statements) == 2
+        for sql, params in statements:
+            plan = " ".join(row[-1] for row in store._read(f"EXPLAIN QUERY PLAN {sql}", params))
+            assert "USING" in plan and "INDEX events_name_ts_id" in plan, plan
+            assert "SCAN events" not in plan, plan
+    finally:
+        store.close()

@@ -123,6 +123,13 @@ def test_metrics_parse_as_prometheus_text(filled: Filled, tmp_path: Path) -> Non
     assert abs(newest - (filled.now - timedelta(minutes=5)).timestamp()) < 1
 
 
+def test_only_the_console_own_host_names_are_answered(filled: Filled) -> None:
+    with console_over(filled.location) as console, serve(console) as base:
+        assert get(f"{base}/api/events", headers={"Host": "localhost"}).status_code == 200
+        rebound = get(f"{base}/api/events", headers={"Host": "evil.example:8765"})
+        assert rebound.status_code == 400  # a DNS-rebinding page reads nothing
+
+
 def test_a_token_is_required_on_every_request(filled: Filled) -> None:
     with console_over(filled.location) as console, serve(console, TOKEN) as base:
         for path in ("/", "/charts", "/api/events", "/api/stream", "/metrics", "/static/x"):
@@ -156,8 +163,15 @@ def test_replay_is_refused_unless_allowed(filled: Filled, tmp_path: Path) -> Non
         ) as console,
         serve(console) as base,
     ):
-        assert 'name="id" value="1"' in get(f"{base}/delivery").text
-        done = httpx.post(f"{base}/delivery/replay", data=form, timeout=10)
+        page = get(f"{base}/delivery").text
+        assert 'name="id" value="1"' in page
+        forged = httpx.post(f"{base}/delivery/replay", data=form, timeout=10)
+        assert forged.status_code == 403  # no form secret: posted from another site
+        secret = re.search(r'name="form_secret" value="([^"]+)"', page)
+        assert secret is not None
+        done = httpx.post(
+            f"{base}/delivery/replay", data=form | {"form_secret": secret[1]}, timeout=10
+        )
         assert done.status_code == 200 and "1 delivered, 0 failed" in done.text
     store = open_store(str(target))
     try:

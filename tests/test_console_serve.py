@@ -99,3 +99,25 @@ def test_serve_serves_the_store_until_stopped(store: str) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_an_unreachable_postgresql_store_is_one_line_exit_2() -> None:
+    url = "postgresql://nobody@127.0.0.1:1/none?table=events"
+    code, output = run("--store", url, "--port", str(free_port()))
+    assert code == 2 and len(output.strip().splitlines()) == 1
+    assert "cannot connect" in output
+
+
+def test_without_the_extra_it_says_what_to_install(store: str) -> None:
+    script = (
+        "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+        "from eventtracking.cli import main\n"
+        f"main(['serve', '--store', {store!r}, '--port', '{free_port()}'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: uvicorn is not installed; install it with: pip install 'event-tracking[console]'"
+    ]

@@ -64,6 +64,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _hosts(host: str) -> list[str]:
+    """The Host names requests may use: local names, or any when bound elsewhere (token)."""
+    from ..console.app import LOCAL_HOSTS
+
+    if not is_local(host):
+        return ["*"]  # reachable by many names; the token keeps strangers out
+    return [*LOCAL_HOSTS, host, f"[{host}]"]
+
+
 def _journal_dir(given: str | None) -> Path | None:
     if given:
         return Path(given)
@@ -166,7 +175,7 @@ def serve_command(
             err=True,
         )
         config: Any = uvicorn.Config(
-            create_app(console, token),
+            create_app(console, token, _hosts(host)),
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=1,

@@ -7,13 +7,19 @@ Routes: ``/`` live view, ``/charts``, ``/catalogue``, ``/delivery`` (and
 ``Authorization: Bearer TOKEN`` or ``X-Console-Token: TOKEN``, the query
 parameter ``token=TOKEN`` (which also sets a cookie, so links keep working),
 or that cookie. Tokens are compared in constant time.
+
+Two more guards keep other web sites out of a console on 127.0.0.1, where
+there is often no token: requests must name the console's own host (so a
+DNS-rebinding page cannot read events), and the replay form carries a
+secret made at start-up (so a page elsewhere cannot post it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Sequence
 from http.cookies import SimpleCookie
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -22,6 +28,7 @@ from ..exceptions import MissingExtraError
 
 try:
     from starlette.applications import Starlette
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
@@ -33,6 +40,7 @@ from .filters import FilterError
 from .service import Console, Params, Reply
 
 COOKIE: Final = "eventtracking_console"
+LOCAL_HOSTS: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def _params(request: Request) -> Params:
@@ -46,8 +54,15 @@ def _response(reply: Reply) -> Response:
     return Response(reply.body, reply.status, reply.headers, media_type=reply.content_type)
 
 
-def create_app(console: Console, token: str | None = None) -> ASGIApp:
-    """The ASGI app serving `console`; with `token`, every request must carry it."""
+def create_app(
+    console: Console, token: str | None = None, hosts: Sequence[str] = LOCAL_HOSTS
+) -> ASGIApp:
+    """The ASGI app serving `console`; with `token`, every request must carry it.
+
+    `hosts` are the names requests may address the console by (``"*"``: any).
+    """
+    form_secret = secrets.token_urlsafe(24)
+    secret_input = f'<input type="hidden" name="form_secret" value="{form_secret}">'
 
     async def live(request: Request) -> Response:
         return _response(console.live("", _params(request)))
@@ -59,12 +74,15 @@ def create_app(console: Console, token: str | None = None) -> ASGIApp:
         return _response(await _in_thread(console.catalogue, "", _params(request)))
 
     async def delivery(request: Request) -> Response:
-        return _response(await _in_thread(console.delivery, "", _params(request)))
+        return _response(await _in_thread(console.delivery, "", _params(request), secret_input))
 
     async def replay(request: Request) -> Response:
         # The page's forms are url-encoded; parsed here, so no multipart library is needed.
         fields = parse_qs((await request.body()).decode("utf-8", "replace"))
-        return _response(await _in_thread(console.replay, "", fields))
+        offered = (fields.get("form_secret") or [""])[0].encode()
+        if console.allow_replay and not hmac.compare_digest(offered, form_secret.encode()):
+            return Response("403: send replay from the console's own page\n", 403)
+        return _response(await _in_thread(console.replay, "", fields, secret_input))
 
     async def events(request: Request) -> Response:
         return _response(await _in_thread(console.events, "", _params(request)))
@@ -122,6 +140,7 @@ def create_app(console: Console, token: str | None = None) -> ASGIApp:
         Route("/static/{name}", static),
     ]
     app: ASGIApp = Starlette(routes=routes)
+    app = TrustedHostMiddleware(app, allowed_hosts=list(hosts))
     return TokenGate(app, token) if token else app
 
 

@@ -9,60 +9,17 @@ deadline of a few seconds; no timing is asserted.
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
 
-from conftest import service_unavailable
-from console_support import Filled, console_over, filled, serve
+from console_support import Filled, console_over, driver, filled, serve
 
-__all__ = ["filled"]
+__all__ = ["driver", "filled"]
 pytestmark = [pytest.mark.services]
 T = TypeVar("T")
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        service_unavailable(
-            "chromium",
-            "chromium and chromedriver must be on PATH (apt-get install chromium chromium-driver)",
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as exc:
-        service_unavailable("selenium", f"{exc}; pip install -e '.[test]'")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    options.add_argument("--window-size=1280,900")
-    browser = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
-    browser.set_page_load_timeout(30)
-    try:
-        yield browser
-    finally:
-        browser.quit()
 
 
 def eventually(read: Callable[[], T], ok: Callable[[T], bool], seconds: float = 5.0) -> T:

@@ -6,6 +6,7 @@ under ``console/`` by this module's own `urlpatterns`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,10 +15,12 @@ from typing import Any
 
 import pytest
 from django.test import Client
+
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 from django.urls import include, path
 
 import django_support  # noqa: F401  (configures Django)
-from console_support import require_driver
+from console_support import driver, require_driver
 from django_support import install
 from eventtracking.backends.sqlite import SQLiteBackend
 from eventtracking.delivery.deadletter import DeadLetterStore
@@ -26,6 +29,7 @@ from eventtracking.store import Query, open_store
 require_driver("prometheus_client", "console")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
+__all__ = ["driver"]
 urlpatterns = [path("console/", include("eventtracking.django.console_urls"))]
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -193,3 +197,33 @@ def test_replay_goes_back_through_this_process_backend(
         assert [e["id"] for e in reader.query(Query(names=("late.event",)))] == ["dl-1"]
     finally:
         reader.close()
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_live_view_works_under_the_django_prefix(
+    driver: Any, live_server: Any, django_user_model: Any, store: Path
+) -> None:
+    user = django_user_model.objects.create_user("lin", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    driver.get(f"{live_server.url}/console/static/console.css")  # a page of the host first
+    driver.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value})
+    driver.get(f"{live_server.url}/console/?name=video.*")
+    script = "return [...document.querySelectorAll('#events li')].map(li => li.dataset.id)"
+    deadline = time.monotonic() + 8
+    while sorted(driver.execute_script(script) or []) != ["e0", "e1"]:
+        assert time.monotonic() < deadline, driver.execute_script(script)
+        time.sleep(0.05)
+    status = driver.find_element("id", "live-status")
+    while not status.text.startswith("live"):
+        assert time.monotonic() < deadline, status.text
+        time.sleep(0.05)
+    backend = SQLiteBackend(store)
+    backend.send({"id": "e9", "name": "video.seeked", "timestamp": datetime.now(UTC).isoformat()})
+    backend.close()
+    deadline = time.monotonic() + 8
+    while "e9" not in (driver.execute_script(script) or []):
+        assert time.monotonic() < deadline, driver.execute_script(script)
+        time.sleep(0.05)
+    assert driver.execute_script(script)[0] == "e9"

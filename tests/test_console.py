@@ -5,6 +5,7 @@ Each test runs against SQLite and the real PostgreSQL (`console_support.filled`)
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -254,3 +255,49 @@ def test_chart_queries_read_the_index_not_the_table(tmp_path: Path) -> None:
             assert "SCAN events" not in plan, plan
     finally:
         store.close()
+
+
+def test_delivery_health_shows_what_the_workers_report(filled: Filled, tmp_path: Path) -> None:
+    from eventtracking.delivery.metrics import DeliveryMetrics, metrics_file, write_metrics_file
+
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    metrics = DeliveryMetrics("warehouse")
+    metrics.record_delivery([{"name": "a"}] * 40)
+    metrics.count("retried", 6)
+    metrics.count_drop("queue_full", 3)
+    metrics.count_drop("disk_full", 2)
+    snapshot = metrics.snapshot(
+        mode="buffered", pid=os.getpid(), updated=time.time(), circuit="open", queue_depth=17
+    )
+    snapshot["circuit_open"] = True
+    write_metrics_file(metrics_file(journal), snapshot)
+    dead = DeadLetterStore(journal / "dead-letters.db")
+    dead.add("warehouse", [{"name": "x"}, {"name": "y"}], "HTTP 400", 1, time.time(), time.time())
+    dead.close()
+    with console_over(filled.location, journal_dir=journal) as console, serve(console) as base:
+        page = get(f"{base}/delivery").text
+        text = get(f"{base}/metrics").text
+    cards = dict(re.findall(r'data-metric="(\w+)"><b>(\d+)</b>', page))
+    assert cards == {
+        "queue_depth": "17",
+        "delivered": "40",
+        "retried": "6",
+        "dropped": "5",
+        "dead_letters": "2",
+    }
+    assert "disk_full: 2, queue_full: 3" in page and 'data-backend="warehouse"' in page
+    assert page.count("data-letter=") == 2 and "HTTP 400" in page
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    who = (("backend", "warehouse"), ("pid", str(os.getpid())))
+    assert samples[("eventtracking_delivery_delivered_total", who)] == 40
+    assert samples[("eventtracking_delivery_retried_total", who)] == 6
+    assert samples[("eventtracking_delivery_queue_depth", who)] == 17
+    assert samples[("eventtracking_delivery_circuit_open", who)] == 1
+    dropped = tuple(sorted((*who, ("reason", "queue_full"))))
+    assert samples[("eventtracking_delivery_dropped_total", dropped)] == 3
+    assert samples[("eventtracking_dead_letters", (("backend", "warehouse"),))] == 2

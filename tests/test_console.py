@@ -5,6 +5,7 @@ Each test runs against SQLite and the real PostgreSQL (`console_support.filled`)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -301,3 +302,34 @@ def test_delivery_health_shows_what_the_workers_report(filled: Filled, tmp_path:
     dropped = tuple(sorted((*who, ("reason", "queue_full"))))
     assert samples[("eventtracking_delivery_dropped_total", dropped)] == 3
     assert samples[("eventtracking_dead_letters", (("backend", "warehouse"),))] == 2
+
+
+def test_the_live_history_reads_the_time_index_first(tmp_path: Path) -> None:
+    from eventtracking.backends.sqlite import SQLiteBackend
+
+    backend = SQLiteBackend(tmp_path / "events.db")
+    now = datetime.now(UTC)
+    backend.send_batch(
+        [
+            {"id": f"e{i}", "name": f"n{i % 3}", "timestamp": now - timedelta(seconds=i)}
+            for i in range(150)
+        ]
+    )
+    backend.close()
+    with console_over(str(tmp_path / "events.db")) as console:
+        statements: list[tuple[str, list[Any]]] = []
+        real = console.store._read  # type: ignore[attr-defined]
+
+        def recording(sql: str, params: list[Any]) -> list[Any]:
+            statements.append((sql, params))
+            return real(sql, params)
+
+        console.store._read = recording  # type: ignore[attr-defined]
+        reply = console.events("", {"limit": ["100"]})
+        plans = [
+            " ".join(row[-1] for row in real(f"EXPLAIN QUERY PLAN {sql}", params))
+            for sql, params in statements
+        ]
+    events = json.loads(reply.body)["events"]
+    assert [e["id"] for e in events] == [f"e{i}" for i in range(100)]
+    assert plans and not [plan for plan in plans if "SCAN events" in plan], plans

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Final
 
@@ -34,6 +34,9 @@ JSON: Final = "application/json"
 CACHE_SECONDS: Final = 15.0  # the catalogue and store gauges: whole-store aggregates
 KEEPALIVE_SECONDS: Final = 15.0
 STATIC: Final = {"console.js": "text/javascript", "console.css": "text/css"}
+# The live view's history is looked for in growing windows before the newest
+# event, so the usual case reads one hour of the time index, not the store.
+HISTORY_WINDOWS: Final = (timedelta(hours=1), timedelta(days=1), timedelta(days=7), None)
 
 
 @dataclass
@@ -183,7 +186,7 @@ class Console:
             except ValueError:
                 raise FilterError("limit must be a whole number") from None
             position = self.feed.position
-            found = self.store.query(selected.query(limit=limit, newest_first=True))
+            found = self._history(selected, limit)
             return _json(
                 {
                     "position": position,
@@ -193,6 +196,17 @@ class Console:
             )
 
         return self._guard(base, True, make)
+
+    def _history(self, selected: Filter, limit: int) -> list[dict[str, Any]]:
+        span = self.store.time_range()
+        if span is None:
+            return []
+        for back in HISTORY_WINDOWS:
+            since = None if back is None else span[1] - back
+            found = self.store.query(selected.query(since=since, limit=limit, newest_first=True))
+            if len(found) >= limit:
+                break
+        return found
 
     def stream_start(self, params: Params, last_event_id: str | None) -> tuple[Filter, int]:
         """The filter and starting position of an event stream (FilterError if unusable)."""

@@ -38,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 from .filters import FilterError
 from .service import Console, Params, Reply
+from .stream import KEEPALIVE_SECONDS
 
 COOKIE: Final = "eventtracking_console"
 LOCAL_HOSTS: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -119,7 +120,7 @@ def create_app(
                     yield text
                 else:
                     idle += 0.1
-                    if idle >= 15.0:
+                    if idle >= KEEPALIVE_SECONDS:
                         idle = 0.0
                         yield ": keepalive\n\n"
                     await asyncio.sleep(0.1)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from html import escape
-from typing import Any
 from urllib.parse import urlencode
 
 from ..catalog.build import Catalogue
@@ -251,8 +250,3 @@ def error_page(base: str, status: int, message: str, store: str) -> str:
     """A page that says what was wrong with the request."""
     body = f'<h2>{status}</h2><p class="error" id="error">{_e(message)}</p>'
     return layout(base, "", "Error", body, store=store)
-
-
-def json_text(value: Any) -> str:
-    """`value` as indented JSON for display."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)

@@ -27,12 +27,12 @@ from .filters import Filter, FilterError, parse_filter
 from .health import HealthSource, replay
 from .live import LiveFeed
 from .sql import dialect_for
+from .stream import Describer, sse_blocking, sse_chunk
 
 Params = Mapping[str, list[str]]
 HTML: Final = "text/html; charset=utf-8"
 JSON: Final = "application/json"
 CACHE_SECONDS: Final = 15.0  # the catalogue and store gauges: whole-store aggregates
-KEEPALIVE_SECONDS: Final = 15.0
 STATIC: Final = {"console.js": "text/javascript", "console.css": "text/css"}
 # The live view's history is looked for in growing windows before the newest
 # event, so the usual case reads one hour of the time index, not the store.
@@ -93,7 +93,7 @@ class Console:
         self.feed = LiveFeed(open_store, capacity=feed_capacity)
         self._cache: dict[str, tuple[float, Any]] = {}
         self._cache_lock = threading.Lock()
-        self._docs: dict[str, dict[str, Any] | None] = {}
+        self.describer = Describer(store.metadata)  # type: ignore[attr-defined]
 
     @property
     def allow_replay(self) -> bool:
@@ -146,36 +146,6 @@ class Console:
             selected, notice = Filter(), str(exc)
         return _html(200, pages.live_page(base, selected, self.label, notice))
 
-    def item(self, event: dict[str, Any], position: int = 0) -> dict[str, Any]:
-        """An event as the live view shows it: JSON text, summary and documentation."""
-        return {
-            "pos": position,
-            "id": event.get("id"),
-            "name": str(event.get("name")),
-            "time": str(event.get("timestamp")),
-            "json": pages.json_text(event),
-            "doc": self._doc(event),
-        }
-
-    def _doc(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        meta = event.get("meta")
-        type_id = meta.get("type") if isinstance(meta, dict) else None
-        if not isinstance(type_id, str):
-            return None
-        if type_id not in self._docs:
-            if len(self._docs) > 10_000:
-                self._docs.clear()
-            self._docs[type_id] = self.store.metadata(type_id)  # type: ignore[attr-defined]
-        version = self._docs[type_id]
-        if version is None:
-            return {"id": type_id, "description": "(version not found in the store)"}
-        return {
-            "id": type_id,
-            "name": version.get("name"),
-            "description": version.get("description", ""),
-            "registered_at": version.get("registered_at"),
-        }
-
     def events(self, base: str, params: Params) -> Reply:
         """JSON: the newest matching events (history for the live view) and the feed position."""
 
@@ -190,7 +160,7 @@ class Console:
             return _json(
                 {
                     "position": position,
-                    "events": [self.item(event) for event in found],
+                    "events": [self.describer.item(event) for event in found],
                     "error": self.feed.error,
                 }
             )
@@ -220,33 +190,11 @@ class Console:
 
     def stream_chunk(self, selected: Filter, position: int) -> tuple[str, int]:
         """The server-sent-event text for what arrived after `position`, and the new position."""
-        items, missed = self.feed.after(position)
-        parts = []
-        if missed:
-            parts.append(f"event: missed\ndata: {missed}\n\n")
-        for pos, event in items:
-            if selected.matches(event):
-                data = orjson.dumps(self.item(event, pos), default=str).decode()
-                parts.append(f"id: {pos}\ndata: {data}\n\n")
-            position = pos
-        if items and not parts:
-            parts.append(f"id: {position}\n\n")  # moves the browser's Last-Event-ID on
-        return "".join(parts), position
+        return sse_chunk(self.feed, self.describer, selected, position)
 
     def stream(self, selected: Filter, position: int) -> Iterator[str]:
         """A blocking event stream for `stream_seconds` (then the browser reconnects)."""
-        yield "retry: 500\n\n"
-        deadline = time.monotonic() + self.stream_seconds
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            self.feed.wait(position, 0.5)
-            text, position = self.stream_chunk(selected, position)
-            if text:
-                quiet_since = time.monotonic()
-                yield text
-            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield ": keepalive\n\n"
+        return sse_blocking(self.feed, self.describer, selected, position, self.stream_seconds)
 
     # -- charts and catalogue -----------------------------------------------------------
 

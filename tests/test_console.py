@@ -166,7 +166,7 @@ def test_replay_is_refused_unless_allowed(filled: Filled, tmp_path: Path) -> Non
         serve(console) as base,
     ):
         page = get(f"{base}/delivery").text
-        assert 'name="id" value="1"' in page
+        assert 'name="id" value="1"' in page and "replay all 1 in" in page
         forged = httpx.post(f"{base}/delivery/replay", data=form, timeout=10)
         assert forged.status_code == 403  # no form secret: posted from another site
         secret = re.search(r'name="form_secret" value="([^"]+)"', page)

@@ -236,6 +236,14 @@ def delivery_page(
         if letter_rows
         else "<p>No dead letters.</p>"
     )
+    if allow_replay:
+        letter_table += "".join(
+            f'<form method="post" action="{_e(base)}/delivery/replay" class="replay-all">'
+            f'{csrf_input}<input type="hidden" name="store" value="{_e(path)}">'
+            f'<button type="submit">replay all {sum(counts.values())} in {_e(path)}</button></form>'
+            for path, counts in health.dead.items()
+            if counts
+        )
     problems = "".join(f'<p class="warn">{_e(p)}</p>' for p in health.problems)
     body = (
         f'<h2>Delivery health</h2><div class="cards">{cards}</div>'

@@ -148,8 +148,12 @@ def test_a_token_is_required_on_every_request(filled: Filled) -> None:
 def test_replay_is_refused_unless_allowed(filled: Filled, tmp_path: Path) -> None:
     path = tmp_path / "dead-letters.db"
     dead = DeadLetterStore(path)
-    event = {"id": "dl-1", "name": "late.event", "timestamp": datetime.now(UTC).isoformat()}
-    dead.add("store", [event | {"data": {}, "context": {}}], "timeout", 5, time.time(), time.time())
+    stamp = datetime.now(UTC).isoformat()
+    letters = [
+        {"id": f"dl-{i}", "name": "late.event", "timestamp": stamp, "data": {}, "context": {}}
+        for i in (1, 2, 3)
+    ]
+    dead.add("store", letters, "timeout", 5, time.time(), time.time())
     dead.close()
     form = {"store": str(path), "id": "1"}
     with console_over(filled.location, dead_letters=[path]) as console, serve(console) as base:
@@ -166,7 +170,7 @@ def test_replay_is_refused_unless_allowed(filled: Filled, tmp_path: Path) -> Non
         serve(console) as base,
     ):
         page = get(f"{base}/delivery").text
-        assert 'name="id" value="1"' in page and "replay all 1 in" in page
+        assert 'name="id" value="1"' in page and "replay all 3 in" in page
         forged = httpx.post(f"{base}/delivery/replay", data=form, timeout=10)
         assert forged.status_code == 403  # no form secret: posted from another site
         secret = re.search(r'name="form_secret" value="([^"]+)"', page)
@@ -175,9 +179,12 @@ def test_replay_is_refused_unless_allowed(filled: Filled, tmp_path: Path) -> Non
             f"{base}/delivery/replay", data=form | {"form_secret": secret[1]}, timeout=10
         )
         assert done.status_code == 200 and "1 delivered, 0 failed" in done.text
+        rest = {"store": str(path), "form_secret": secret[1]}  # no id: all the others
+        done = httpx.post(f"{base}/delivery/replay", data=rest, timeout=10)
+        assert done.status_code == 200 and "2 delivered, 0 failed" in done.text
     store = open_store(str(target))
     try:
-        assert [e["id"] for e in store.tail(5)] == ["dl-1"]
+        assert [e["id"] for e in store.tail(5)] == ["dl-1", "dl-2", "dl-3"]
     finally:
         store.close()
     dead = DeadLetterStore(path, create=False)

@@ -340,3 +340,19 @@ def test_the_live_history_reads_the_time_index_first(tmp_path: Path) -> None:
     events = json.loads(reply.body)["events"]
     assert [e["id"] for e in events] == [f"e{i}" for i in range(100)]
     assert plans and not [plan for plan in plans if "SCAN events" in plan], plans
+
+
+def test_a_browser_back_from_an_earlier_console_starts_at_the_new_feed(filled: Filled) -> None:
+    with console_over(filled.location) as console:
+        selected, position = console.stream_start({}, "5000")
+        assert position == console.feed.position == 0
+        filled.emit("after.restart", {})
+        deadline = time.monotonic() + 5
+        text = ""
+        while "after.restart" not in text and time.monotonic() < deadline:
+            console.feed.wait(position, 0.2)
+            chunk, position = console.stream_chunk(selected, position)
+            text += chunk
+        assert '"name":"after.restart"' in text
+        with pytest.raises(FilterError, match="whole number"):
+            console.stream_start({"after": ["x"]}, None)

@@ -186,7 +186,8 @@ class Console:
             position = int(start) if start else self.feed.position
         except ValueError:
             raise FilterError("after must be a feed position (a whole number)") from None
-        return selected, position
+        # A position beyond the feed's was given by an earlier console process: start now.
+        return selected, min(position, self.feed.position)
 
     def stream_chunk(self, selected: Filter, position: int) -> tuple[str, int]:
         """The server-sent-event text for what arrived after `position`, and the new position."""

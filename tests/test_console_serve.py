@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -96,9 +97,13 @@ def test_serve_serves_the_store_until_stopped(store: str) -> None:
             f"http://127.0.0.1:{port}/api/events", headers={"X-Console-Token": TOKEN}, timeout=5
         )
         assert [e["id"] for e in reply.json()["events"]] == ["e1"]
+        process.send_signal(signal.SIGINT)  # Ctrl-C: a quiet stop, exit status 0
+        assert process.wait(15) == 0
+        assert process.stderr.read() == ""
     finally:
-        process.terminate()
-        process.wait(10)
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 def test_an_unreachable_postgresql_store_is_one_line_exit_2() -> None:

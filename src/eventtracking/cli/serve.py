@@ -180,7 +180,10 @@ def serve_command(
             lifespan="off",
             timeout_graceful_shutdown=1,
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        try:
+            uvicorn.Server(config).run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass  # uvicorn re-raises Ctrl-C once it has stopped: that is the normal end
     finally:
         console.close()
         sock.close()

@@ -11,6 +11,7 @@ exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -180,10 +181,9 @@ def serve_command(
             lifespan="off",
             timeout_graceful_shutdown=1,
         )
-        try:
+        # uvicorn re-raises Ctrl-C once it has stopped: that is the normal end.
+        with contextlib.suppress(KeyboardInterrupt):
             uvicorn.Server(config).run(sockets=[sock])
-        except KeyboardInterrupt:
-            pass  # uvicorn re-raises Ctrl-C once it has stopped: that is the normal end
     finally:
         console.close()
         sock.close()

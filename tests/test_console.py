@@ -356,3 +356,11 @@ def test_a_browser_back_from_an_earlier_console_starts_at_the_new_feed(filled: F
         assert '"name":"after.restart"' in text
         with pytest.raises(FilterError, match="whole number"):
             console.stream_start({"after": ["x"]}, None)
+
+
+def test_top_values_read_the_same_from_every_store(filled: Filled) -> None:
+    for value in (True, None, 7, "7", 1.5, "x", False):
+        filled.emit("typed.value", {"v": value})
+    with console_over(filled.location) as console:
+        body = json.loads(console.charts_json("", {"range": ["1h"], "field": ["data.v"]}).body)
+    assert dict(body["top_values"]) == {"7": 2, "true": 1, "false": 1, "1.5": 1, "x": 1}

@@ -31,11 +31,7 @@ class Dialect(Protocol):
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 class SQLiteDialect:
@@ -58,10 +54,13 @@ class SQLiteDialect:
         where, params = self._where(query)
         path = f'$.{section}."{key}"'
         glue = " AND " if where else " WHERE "
+        # As PostgreSQL's ->> gives them: text, true/false spelled out, JSON null left out.
         rows = self._read(
-            f"SELECT json_extract(body, ?) AS v, COUNT(*) FROM events{where}{glue}"
-            "json_type(body, ?) IS NOT NULL GROUP BY v ORDER BY 2 DESC, 1 LIMIT ?",
-            [path, *params, path, limit],
+            "SELECT CASE json_type(body, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            "ELSE CAST(json_extract(body, ?) AS TEXT) END AS v, COUNT(*) "
+            f"FROM events{where}{glue}json_type(body, ?) != 'null' "
+            "GROUP BY v ORDER BY 2 DESC, 1 LIMIT ?",
+            [path, path, *params, path, limit],
         )
         return [(_text(value), int(count)) for value, count in rows]
 

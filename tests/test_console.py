@@ -364,3 +364,28 @@ def test_top_values_read_the_same_from_every_store(filled: Filled) -> None:
     with console_over(filled.location) as console:
         body = json.loads(console.charts_json("", {"range": ["1h"], "field": ["data.v"]}).body)
     assert dict(body["top_values"]) == {"7": 2, "true": 1, "false": 1, "1.5": 1, "x": 1}
+
+
+def test_a_reader_far_behind_skips_ahead_and_is_told_how_many_it_missed(tmp_path: Path) -> None:
+    from eventtracking.backends.sqlite import SQLiteBackend
+    from eventtracking.console.live import LiveFeed
+    from eventtracking.console.stream import Describer, sse_chunk
+
+    path = str(tmp_path / "events.db")
+    backend = SQLiteBackend(path)
+    feed = LiveFeed(lambda: open_store(path), capacity=3, poll_interval=0.05)
+    feed.start()
+    try:
+        backend.send_batch([{"id": f"e{i}", "name": "n", "data": {}} for i in range(5)])
+        deadline = time.monotonic() + 5
+        while feed.position < 5 and time.monotonic() < deadline:
+            feed.wait(feed.position, 0.2)
+        items, missed = feed.after(0)
+        assert [pos for pos, _ in items] == [3, 4, 5] and missed == 2
+        assert [event["id"] for _, event in items] == ["e2", "e3", "e4"]
+        text, position = sse_chunk(feed, Describer(lambda _: None), parse_filter([], []), 0)
+        assert text.startswith("event: missed\ndata: 2\n\n") and position == 5
+        assert feed.after(5) == ([], 0)
+    finally:
+        feed.close()
+        backend.close()

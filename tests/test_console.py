@@ -389,3 +389,17 @@ def test_a_reader_far_behind_skips_ahead_and_is_told_how_many_it_missed(tmp_path
     finally:
         feed.close()
         backend.close()
+
+
+def test_hostile_names_and_values_are_shown_as_text(filled: Filled) -> None:
+    hostile = '<script>alert("x")</script>'
+    filled.emit(hostile, {"v": hostile}, user_id=hostile)
+    with console_over(filled.location) as console, serve(console) as base:
+        pages = [
+            get(f"{base}/catalogue").text,
+            get(f"{base}/charts", params={"range": "1h", "field": "data.v"}).text,
+            get(f"{base}/", params={"where": f"user_id={hostile}"}).text,
+        ]
+    for page in pages:
+        assert "<script>alert" not in page
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page

@@ -227,3 +227,21 @@ def test_the_live_view_works_under_the_django_prefix(
         assert time.monotonic() < deadline, driver.execute_script(script)
         time.sleep(0.05)
     assert driver.execute_script(script)[0] == "e9"
+
+
+def test_replay_says_when_no_backend_of_this_process_can_take_it(
+    staff: Client, store: Path, tmp_path: Path, settings: Any
+) -> None:
+    dead = tmp_path / "dead-letters.db"
+    _dead_letter(dead)
+    settings.EVENT_TRACKING_CONSOLE = {
+        "STORE": str(store),
+        "DEAD_LETTERS": [str(dead)],
+        "ALLOW_REPLAY": True,
+    }
+    reply = staff.post("/console/delivery/replay", {"store": str(dead), "id": "1"})
+    assert reply.status_code == 503
+    assert b"no delivery backend named &#x27;store&#x27; runs in this process" in reply.content
+    kept = DeadLetterStore(dead, create=False)
+    assert kept.count() == 1
+    kept.close()

@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_CONSOLE := $(VENV)/.installed-console
 STORE ?= events.db
 N ?= 200000
 
-.PHONY: demo test lint typecheck pytest test-upstream bench bench-peers bench-backends bench-delivery bench-django bench-instructions clean
+.PHONY: demo console test lint typecheck pytest test-upstream bench bench-peers bench-backends bench-delivery bench-django bench-instructions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,14 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP_RUN)
 	$(BIN)/eventtracking demo --store $(STORE)
+
+$(STAMP_CONSOLE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[console]'
+	touch $@
+
+# The console over the demo store (or STORE=...): http://127.0.0.1:8765/
+console: $(STAMP_CONSOLE)
+	$(BIN)/eventtracking serve --store $(STORE)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check src tests bench example

@@ -4,7 +4,7 @@ Every import in the source tree is read (top-level and inside functions) and
 resolved to a module name; the rules are those of DESIGN.md: a backend never
 imports the tracker, the configuration or the package root; a store and the
 registry never import a backend; the core never imports the command line,
-the stream consumer or the Django app.
+the stream consumer, the console or the Django app.
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "eventtracking"
-APPLICATIONS = ("eventtracking.cli", "eventtracking.consumer", "eventtracking.django")
+APPLICATIONS = (
+    "eventtracking.cli",
+    "eventtracking.console",
+    "eventtracking.consumer",
+    "eventtracking.django",
+)
 ABOVE_BACKENDS = (
     "eventtracking.tracker",
     "eventtracking.track",

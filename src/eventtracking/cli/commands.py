@@ -32,6 +32,7 @@ from . import demo as workload
 from .catalog import catalog_command
 from .consume import consume_command
 from .delivery import JOURNAL_ENV, deadletters_command, replay_command, show_delivery_stats
+from .serve import serve_command
 from .times import TIME_HELP, time_option
 
 DEFAULT_STORE: Final = "events.db"
@@ -158,6 +159,7 @@ cli.add_command(consume_command)
 cli.add_command(deadletters_command)
 cli.add_command(replay_command)
 cli.add_command(catalog_command)
+cli.add_command(serve_command)
 
 
 @cli.command("demo")

@@ -53,7 +53,7 @@ from ..console.filters import FilterError
 from ..console.health import in_process_workers
 from ..console.service import Console, Reply
 from ..exceptions import ImproperlyConfigured, StoreError
-from ..tracker import get_or_build_tracker as get_tracker
+from ..track import get_tracker
 
 SETTING: Final = "EVENT_TRACKING_CONSOLE"
 _KEYS: Final = ("STORE", "ALLOW_REPLAY", "JOURNAL_DIR", "DEAD_LETTERS", "METRICS_TOKEN")

@@ -93,7 +93,9 @@ def consume_command(
         )
     try:
         import redis
-
+    except ImportError:
+        raise click.ClickException(str(MissingExtraError("redis", "redis"))) from None
+    try:
         from ..consumer.consume import StreamConsumer, redis_client
         from ..consumer.sinks import open_sink
 

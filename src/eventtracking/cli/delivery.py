@@ -28,7 +28,7 @@ from ..delivery.metrics import process_alive
 from ..delivery.paths import ENV, journal_root
 from ..delivery.replay import Replayer, read_events
 from ..delivery.retry import RetryPolicy
-from ..exceptions import ImproperlyConfigured, StoreError
+from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
 from .times import time_option
 
 DEAD_LETTERS_ENV: Final = "EVENTTRACKING_DEAD_LETTERS"
@@ -65,7 +65,7 @@ def _replayer(target: str, retries: int, batch: int, rate: float | None) -> Repl
 
     try:
         sink = open_sink(target)
-    except (ImproperlyConfigured, StoreError, OSError) as exc:
+    except (ImproperlyConfigured, StoreError, OSError, MissingExtraError) as exc:
         raise click.ClickException(f"--to: {exc}") from None
     policy = RetryPolicy(max_attempts=retries, initial_backoff=0.2, max_backoff=5.0)
     return Replayer(_SinkBackend(sink), retry=policy, batch_size=batch, rate=rate)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shlex
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -29,13 +28,14 @@ from ..exceptions import StoreError
 from ..serialization import dumps_str
 from ..store import EventStore, Query
 from . import demo as workload
+from . import next_steps
 from .catalog import catalog_command
 from .consume import consume_command
 from .delivery import deadletters_command, replay_command
 from .filters import Column, columns_option, matches, names_option, pairs_option, split_nested
 from .render import clock, console, line, projected, table, when
 from .stats import stats_command
-from .store_option import DEFAULT_STORE, opened, store_option
+from .store_option import opened, store_option
 from .times import TIME_HELP, time_option
 
 
@@ -109,13 +109,7 @@ def demo_command(store_path: str, n_events: int, seed: int | None) -> None:
     out.print(table)
     if span:
         out.print(f"time range (UTC): {clock(span[0])} … {clock(span[1])}   seed: {seed}")
-    hint = "" if store_path == DEFAULT_STORE else f" --store {shlex.quote(store_path)}"
-    out.print(
-        f"Next: eventtracking query{hint} --name 'edx.video.*'  |  "
-        f"eventtracking query{hint} --context user_id=10938  |  "
-        f"eventtracking stats{hint}  |  eventtracking tail{hint} -f",
-        soft_wrap=True,
-    )
+    out.print(next_steps.render(next_steps.next_commands(store_path)), soft_wrap=True)
 
 
 @cli.command()

@@ -32,6 +32,7 @@ from ..delivery import DeliveryBackend
 from ..exceptions import StoreError
 from ..locator import DefaultContextLocator
 from ..tracker import Tracker
+from .demo_types import register_demo_types
 
 HOST: Final = "courses.example.org"
 WINDOW: Final = timedelta(hours=24)
@@ -410,6 +411,7 @@ class DemoRun:
             processors=[self.clock, self.recorder],
             envelope="full",  # ids and documentation versions: the store shows them
         )
+        register_demo_types(self.tracker)  # so `catalog --store` shows a documented catalogue
 
     def readme_example(self) -> list[dict[str, Any]]:
         """Run the README example; return its three events as sent to the store."""

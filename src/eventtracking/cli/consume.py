@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
+from .progress import ConsumeBar
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -111,6 +112,7 @@ def consume_command(
     previous: dict[int, Any] = {
         sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
     }
+    bar = ConsumeBar(f"consume {stream}/{group}")
     try:
         worker = StreamConsumer(
             client,
@@ -124,9 +126,12 @@ def consume_command(
             forget_idle_ms=forget_idle_ms or None,
             report_every=report_every,
             dead_letter=dead_letter,
-            report=lambda line: click.echo(line, err=True),
+            report=lambda line: _report(worker, bar, line),
         )
-        stats = worker.run(stop)
+        with bar:
+            stats = worker.run(stop)
+        if bar.active:  # the bar stood in for the periodic lines; the last one stays
+            click.echo(f"consume {stream}/{group}: stopped: {stats.line()}", err=True)
     except redis.RedisError as exc:
         raise click.ClickException(f"Redis at {url}: {exc}") from None
     finally:
@@ -136,3 +141,15 @@ def consume_command(
         client.close()
     if as_json:
         click.echo(json.dumps(stats.as_dict()))
+
+
+def _report(worker: Any, bar: ConsumeBar, line: str) -> None:
+    """A progress report: the bar when stderr is a terminal, else the line on stderr."""
+    if not bar.active:
+        click.echo(line, err=True)
+        return
+    figures = worker.stats
+    rate = figures.written / figures.seconds if figures.seconds > 0 else 0.0
+    lag = "?" if figures.lag is None else figures.lag
+    pending = "?" if figures.pending is None else figures.pending
+    bar.update(figures.written, figures.lag, f"{rate:,.0f}/s  lag {lag}  pending {pending}")

@@ -72,6 +72,8 @@ REDIS_TO = (
     [
         ("redis", "redis", ["consume", "redis://127.0.0.1:6379/0", "--stream", "s", "--group", "g",
                             "--to", "out.db"]),
+        ("psycopg", "postgres", ["consume", "redis://127.0.0.1:6379/0", "--stream", "s",
+                                 "--group", "g", "--to", "postgresql://127.0.0.1/test"]),
         ("psycopg", "postgres", ["query", "--store", "postgresql://127.0.0.1/test"]),
         ("psycopg", "postgres", ["stats", "--store", "postgresql://127.0.0.1/test"]),
         ("psycopg", "postgres", ["tail", "--store", "postgresql://127.0.0.1/test"]),

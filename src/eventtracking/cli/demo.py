@@ -10,7 +10,8 @@ hours before `end` with a daily rhythm (busy afternoons, quiet nights).
 Visits by several users overlap, each in its own `contextvars` context like
 concurrent requests, and events are emitted in timestamp order, so the
 newest are also the last stored. Event ids are new on every run, so running
-the demo twice on one store adds events.
+the demo twice on one store adds events. One visit's steps are in
+`demo_visits`; the documentation of every type emitted is in `demo_types`.
 """
 
 from __future__ import annotations

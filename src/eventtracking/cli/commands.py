@@ -56,6 +56,7 @@ cli.add_command(deadletters_command)
 cli.add_command(replay_command)
 cli.add_command(catalog_command)
 cli.add_command(stats_command)
+stats = stats_command  # its name before it moved to stats.py (manage.py eventtracking_stats)
 
 
 @cli.command("demo")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ....cli.stats import stats_command as stats
+from ....cli.commands import stats
 from ..cli_bridge import ClickCommand
 
 

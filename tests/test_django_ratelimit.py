@@ -191,3 +191,15 @@ def test_a_bad_cache_alias_is_a_configuration_error(settings: Any, alias: Any) -
     settings.EVENT_TRACKING_BROWSER = {"RATE_LIMIT_CACHE": alias}
     with pytest.raises(ImproperlyConfigured, match="RATE_LIMIT_CACHE: must name a cache in CACHES"):
         _browser()
+
+
+def test_a_dummy_cache_would_limit_nothing_and_is_refused(settings: Any) -> None:
+    from eventtracking.django.conf import _browser
+
+    settings.CACHES = {
+        **SHARED_CACHES,
+        "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
+    settings.EVENT_TRACKING_BROWSER = {"RATE_LIMIT_CACHE": "dummy"}
+    with pytest.raises(ImproperlyConfigured, match="DummyCache, which keeps nothing"):
+        _browser()

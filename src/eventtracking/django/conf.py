@@ -300,4 +300,9 @@ def _cache_alias(name: str, alias: Any) -> str | None:
             f"{name}: must name a cache in CACHES ({sorted(caches)}) that every worker "
             f"shares, such as a database or Redis cache, or be None; not {alias!r}"
         )
+    if str(caches[alias].get("BACKEND", "")).endswith(".DummyCache"):
+        raise ImproperlyConfigured(
+            f"{name}: CACHES[{alias!r}] is a DummyCache, which keeps nothing, so nothing "
+            "would be limited; name a database, Redis or Memcached cache"
+        )
     return alias

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.cache import caches
@@ -26,6 +28,7 @@ from eventtracking.django.conf import Rate
 from eventtracking.django.ratelimit import CacheRateLimiter
 from eventtracking.exceptions import ImproperlyConfigured
 from eventtracking.testing import InMemoryBackend
+from services import pg_table
 
 WORKER = textwrap.dedent(
     """
@@ -34,13 +37,13 @@ WORKER = textwrap.dedent(
     import django
     from django.conf import settings
 
-    db, mode, go, attempts = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+    database, mode, go, attempts = (json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3]),
+                                    int(sys.argv[4]))
     settings.configure(
         INSTALLED_APPS=[],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": db,
-                               "OPTIONS": {"timeout": 60}}},
+        DATABASES={"default": database},
         CACHES={"shared": {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
-                           "LOCATION": "rate_cache"}},
+                           "LOCATION": database.pop("CACHE_TABLE")}},
     )
     django.setup()
     from django.core.cache import caches
@@ -64,9 +67,40 @@ WORKER = textwrap.dedent(
 )
 
 
-def run_workers(tmp_path: Path, mode: str, attempts: int = 150) -> list[dict[str, int]]:
-    db, go = str(tmp_path / "cache.sqlite3"), tmp_path / "go"
-    base = [sys.executable, "-c", WORKER, db]
+def sqlite_database(tmp_path: Path) -> dict[str, Any]:
+    # IMMEDIATE: a transaction takes the write lock first and waits for it, so
+    # Django's cache never drops a write as "database is locked" under contention.
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(tmp_path / "cache.sqlite3"),
+        "OPTIONS": {"timeout": 60, "transaction_mode": "IMMEDIATE"},
+        "CACHE_TABLE": "rate_cache",
+    }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The database cache's database: a SQLite file, or a fresh table in the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_database(tmp_path)
+        return
+    with pg_table("et_rate") as (dsn, table):
+        url = urlsplit(dsn)
+        yield {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": url.path.lstrip("/"),
+            "USER": url.username or "",
+            "HOST": url.hostname or "",
+            "PORT": str(url.port or 5432),
+            "CACHE_TABLE": table,
+        }
+
+
+def run_workers(
+    tmp_path: Path, mode: str, database: dict[str, Any], attempts: int = 150
+) -> list[dict[str, int]]:
+    go = tmp_path / "go"
+    base = [sys.executable, "-c", WORKER, json.dumps(database)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     created = subprocess.run([*base, "create", str(go), "0"], env=env, capture_output=True,
@@ -87,8 +121,10 @@ def run_workers(tmp_path: Path, mode: str, attempts: int = 150) -> list[dict[str
     return results
 
 
-def test_two_processes_share_one_budget_through_the_database_cache(tmp_path: Path) -> None:
-    results = run_workers(tmp_path, "shared")
+def test_two_processes_share_one_budget_through_the_database_cache(
+    tmp_path: Path, database: dict[str, Any]
+) -> None:
+    results = run_workers(tmp_path, "shared", database)
     assert all(r["unchecked"] == 0 for r in results), results  # every take was really checked
     total = sum(r["granted"] for r in results)
     # 100 at once, plus at most one refilled while the test runs (1 every 36 s).
@@ -96,7 +132,7 @@ def test_two_processes_share_one_budget_through_the_database_cache(tmp_path: Pat
 
 
 def test_by_default_each_process_has_its_own_budget(tmp_path: Path) -> None:
-    results = run_workers(tmp_path, "local")
+    results = run_workers(tmp_path, "local", sqlite_database(tmp_path))
     assert [r["granted"] for r in results] == [100, 100]
 
 

@@ -372,6 +372,8 @@ def test_stats_on_an_empty_store(tmp_path: Path) -> None:
         "last": None,
         "by_name": {},
         "by_hour": {},
+        "by": "hour",
+        "chart": {},
     }
     assert "0 events in" in invoke("stats", "--store", str(path)).stdout
 

@@ -1,7 +1,8 @@
 """Settings of the example project: Open edX's EVENT_TRACKING_BACKENDS shape plus a SQLite store.
 
 Files (the database, events.db, tracking.log) go to $EXAMPLE_DATA_DIR, else
-next to manage.py. Not for production: DEBUG is on and the secret is public.
+to example/var/ (ignored by git, created on start). Not for production: DEBUG
+is on and the secret is public.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("EXAMPLE_DATA_DIR", BASE_DIR))
+DATA_DIR = Path(os.environ.get("EXAMPLE_DATA_DIR", BASE_DIR / "var"))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = "example-only-not-secret"
 DEBUG = True
@@ -37,7 +39,12 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "APP_DIRS": True,
-        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",  # {{ user }} in the page
+            ]
+        },
     }
 ]
 DATABASES = {

@@ -26,3 +26,16 @@ tracker.register(
     "A page of the shop was shown (sent from the browser).",
     {"title": "The page title."},
 )
+tracker.register(
+    "server.request",
+    "One HTTP request served (EVENT_TRACKING_REQUEST_EVENT); secrets in GET/POST are masked.",
+    {
+        "method": {"description": "The HTTP method.", "type": "string", "required": True},
+        "status": {"description": "The response status code.", "type": "integer"},
+        "GET": {
+            "description": "The query parameters, values cut to 512 characters.",
+            "type": "object",
+        },
+        "POST": {"description": "The form fields, passwords and tokens masked.", "type": "object"},
+    },
+)

@@ -15,8 +15,10 @@ from typing import Any
 import click
 
 from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
+from .progress import ConsumeBar
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+BAR_REFRESH = 1.0  # seconds between progress-bar updates when stderr is a terminal
 
 
 @click.command("consume")
@@ -60,7 +62,7 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
     show_default=True,
     type=click.FloatRange(min=0.1),
     metavar="SECONDS",
-    help="How often progress and lag go to stderr.",
+    help="How often progress and lag go to stderr (on a terminal: a bar, updated every second).",
 )
 @click.option("--dead-letter", metavar="STREAM", help="Where rejected entries go (default S:dead).")
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as JSON on stdout.")
@@ -85,7 +87,8 @@ def consume_command(
     --claim-idle-ms, and consumers idle for --forget-idle-ms with nothing
     pending leave the group. Run more workers with the same --group to scale out.
     SIGTERM or Ctrl-C finishes the batch in hand, acknowledges it and exits 0.
-    Progress and the group's lag go to stderr every --report-every seconds.
+    Progress and the group's lag go to stderr every --report-every seconds; on a
+    terminal a progress bar (written against written + lag) stands in for them.
     """
     if not url.startswith(REDIS_SCHEMES):
         raise click.BadParameter(
@@ -93,7 +96,9 @@ def consume_command(
         )
     try:
         import redis
-
+    except ImportError:
+        raise click.ClickException(str(MissingExtraError("redis", "redis"))) from None
+    try:
         from ..consumer.consume import StreamConsumer, redis_client
         from ..consumer.sinks import open_sink
 
@@ -109,6 +114,7 @@ def consume_command(
     previous: dict[int, Any] = {
         sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
     }
+    bar = ConsumeBar(f"consume {stream}/{group}")
     try:
         worker = StreamConsumer(
             client,
@@ -120,11 +126,15 @@ def consume_command(
             block_ms=block_ms,
             claim_idle_ms=claim_idle_ms,
             forget_idle_ms=forget_idle_ms or None,
-            report_every=report_every,
+            # On a terminal the bar is redrawn every second; the lines keep their pace.
+            report_every=min(report_every, BAR_REFRESH) if bar.active else report_every,
             dead_letter=dead_letter,
-            report=lambda line: click.echo(line, err=True),
+            report=lambda line: _report(worker, bar, line),
         )
-        stats = worker.run(stop)
+        with bar:
+            stats = worker.run(stop)
+        if bar.active:  # the bar stood in for the periodic lines; the last one stays
+            click.echo(f"consume {stream}/{group}: stopped: {stats.line()}", err=True)
     except redis.RedisError as exc:
         raise click.ClickException(f"Redis at {url}: {exc}") from None
     finally:
@@ -134,3 +144,15 @@ def consume_command(
         client.close()
     if as_json:
         click.echo(json.dumps(stats.as_dict()))
+
+
+def _report(worker: Any, bar: ConsumeBar, line: str) -> None:
+    """A progress report: the bar when stderr is a terminal, else the line on stderr."""
+    if not bar.active:
+        click.echo(line, err=True)
+        return
+    figures = worker.stats
+    rate = figures.written / figures.seconds if figures.seconds > 0 else 0.0
+    lag = "?" if figures.lag is None else figures.lag
+    pending = "?" if figures.pending is None else figures.pending
+    bar.update(figures.written, figures.lag, f"{rate:,.0f}/s  lag {lag}  pending {pending}")

@@ -28,7 +28,9 @@ from ..delivery.metrics import process_alive
 from ..delivery.paths import ENV, journal_root
 from ..delivery.replay import Replayer, read_events
 from ..delivery.retry import RetryPolicy
-from ..exceptions import ImproperlyConfigured, StoreError
+from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
+from ..store import Query
+from .progress import progress_bar, stderr_console, stored_total
 from .times import time_option
 
 DEAD_LETTERS_ENV: Final = "EVENTTRACKING_DEAD_LETTERS"
@@ -65,7 +67,7 @@ def _replayer(target: str, retries: int, batch: int, rate: float | None) -> Repl
 
     try:
         sink = open_sink(target)
-    except (ImproperlyConfigured, StoreError, OSError) as exc:
+    except (ImproperlyConfigured, StoreError, OSError, MissingExtraError) as exc:
         raise click.ClickException(f"--to: {exc}") from None
     policy = RetryPolicy(max_attempts=retries, initial_backoff=0.2, max_backoff=5.0)
     return Replayer(_SinkBackend(sink), retry=policy, batch_size=batch, rate=rate)
@@ -210,16 +212,20 @@ def replay_dead_letters(
             return
         replayer = _replayer(target, retries, batch, rate)
         sent = failed = 0
+        bar = progress_bar("replaying dead letters", count)
         try:
-            pending: list[DeadLetter] = []
-            for letter in store.each(backend, names, page=replayer.batch_size):
-                pending.append(letter)
-                if len(pending) >= replayer.batch_size:
+            with bar as advance:
+                pending: list[DeadLetter] = []
+                for letter in store.each(backend, names, page=replayer.batch_size):
+                    pending.append(letter)
+                    if len(pending) >= replayer.batch_size:
+                        ok, bad = _redeliver(store, replayer, pending)
+                        sent, failed, pending = sent + ok, failed + bad, []
+                        advance(ok + bad)
+                if pending:
                     ok, bad = _redeliver(store, replayer, pending)
-                    sent, failed, pending = sent + ok, failed + bad, []
-            if pending:
-                ok, bad = _redeliver(store, replayer, pending)
-                sent, failed = sent + ok, failed + bad
+                    sent, failed = sent + ok, failed + bad
+                    advance(ok + bad)
         finally:
             replayer_close(replayer)
     click.echo(f"sent {sent} dead letter(s) to {target}; {failed} failed again")
@@ -288,7 +294,10 @@ def replay_command(
             return
         replayer = _replayer(target, retries, batch, rate)
         try:
-            result = replayer.run(events)
+            query = Query(names=names, since=since, until=until, limit=None)
+            total = stored_total(sources, query) if stderr_console().is_terminal else None
+            with progress_bar("replaying", total) as advance:
+                result = replayer.run(events, progress=advance)
         finally:
             replayer_close(replayer)
     except StoreError as exc:

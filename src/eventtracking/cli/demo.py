@@ -10,7 +10,8 @@ hours before `end` with a daily rhythm (busy afternoons, quiet nights).
 Visits by several users overlap, each in its own `contextvars` context like
 concurrent requests, and events are emitted in timestamp order, so the
 newest are also the last stored. Event ids are new on every run, so running
-the demo twice on one store adds events.
+the demo twice on one store adds events. One visit's steps are in
+`demo_visits`; the documentation of every type emitted is in `demo_types`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
@@ -32,8 +32,20 @@ from ..delivery import DeliveryBackend
 from ..exceptions import StoreError
 from ..locator import DefaultContextLocator
 from ..tracker import Tracker
+from .demo_types import register_demo_types
+from .demo_visits import HOST, Plan, Session, Step, User
 
-HOST: Final = "courses.example.org"
+__all__ = [
+    "COURSES",
+    "HOST",
+    "WINDOW",
+    "DemoRun",
+    "Recorder",
+    "SimulatedClock",
+    "run_readme_example",
+    "simulate",
+]
+
 WINDOW: Final = timedelta(hours=24)
 
 # (course_id, org_id); the README example's user ids (10938, 11111) never occur here.
@@ -65,8 +77,6 @@ _LANGUAGES: Final = (
 )
 # Relative activity per UTC hour of day: quiet at night, busy in the afternoon.
 _HOURLY: Final = (2, 1, 1, 1, 1, 2, 3, 5, 7, 8, 9, 10, 10, 11, 12, 12, 11, 10, 9, 8, 7, 5, 4, 3)
-_PAGES: Final = ("video", "problem", "sequence", "forum", "progress")
-_PAGE_WEIGHTS: Final = (6, 4, 2, 1, 1)
 
 Progress = Callable[[int], None]
 
@@ -107,185 +117,13 @@ class Recorder:
             self.events.append(event)
 
 
-Step = tuple[datetime, str, dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class _User:
-    user_id: int
-    username: str
-    agent: str
-    accept_language: str
-    enrolled: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """One visit: who, when, its own random seed, an enrollment, and how many events to keep."""
-
-    user: _User
-    start: datetime
-    seed: int
-    enroll: tuple[str, str] | None
-    limit: int = 0
-
-
-class _SessionOver(Exception):
-    """The session ran past the end of the simulated window."""
-
-
-class _Session:
-    """One user's visit to the LMS, a pure function of its `_Plan`.
-
-    `steps()` enters the session, request and page contexts on the tracker and
-    yields each event to emit while they are entered; the caller emits it.
-    """
-
-    def __init__(self, tracker: Tracker, plan: _Plan, end: datetime) -> None:
-        self.tracker, self.plan, self.end = tracker, plan, end
-        self.rng = random.Random(plan.seed)
-        self.now = plan.start
-
-    def step(self, name: str, data: dict[str, Any], gap: tuple[float, float] = (1, 20)) -> Step:
-        self.now += timedelta(seconds=self.rng.uniform(*gap))
-        if self.now >= self.end:
-            raise _SessionOver
-        return self.now, name, data
-
-    def steps(self) -> Generator[Step, None, None]:
-        rng, user = self.rng, self.plan.user
-        self.tracker.enter_context(
-            "session",
-            {
-                "user_id": user.user_id,
-                "username": user.username,
-                "session": f"{rng.getrandbits(128):032x}",
-                "ip": ".".join(str(rng.randrange(1, 224 if i == 0 else 255)) for i in range(4)),
-                "agent": user.agent,
-                "accept_language": user.accept_language,
-            },
-        )
-        try:
-            yield from self.visit()
-        except _SessionOver:
-            return
-        finally:
-            self.tracker.exit_context("session")
-
-    def visit(self) -> Iterator[Step]:
-        rng, user, enroll = self.rng, self.plan.user, self.plan.enroll
-        referer = rng.choice(("https://www.google.com/", f"https://{HOST}/", ""))
-        with self.request("/dashboard", referer):
-            yield self.step("navigation.request", {"url": f"https://{HOST}/dashboard"})
-        referer = f"https://{HOST}/dashboard"
-        courses = list(user.enrolled)
-        if enroll is not None:
-            path = f"/courses/{enroll[0]}/about"
-            with self.request(path, referer, enroll):
-                yield self.step("navigation.request", {"url": f"https://{HOST}{path}"})
-                mode = rng.choice(("audit", "audit", "verified"))
-                data = {"course_id": enroll[0], "user_id": user.user_id, "mode": mode}
-                yield self.step("edx.course.enrollment.activated", data)
-            courses.append(enroll)
-            referer = f"https://{HOST}{path}"
-        for _ in range(rng.randint(1, 10)):
-            page = rng.choices(_PAGES, weights=_PAGE_WEIGHTS)[0]
-            referer = yield from self.page(page, rng.choice(courses), referer)
-
-    @contextmanager
-    def request(
-        self, path: str, referer: str, course: tuple[str, str] | None = None
-    ) -> Iterator[None]:
-        with ExitStack() as stack:
-            request = {"host": HOST, "path": path, "referer": referer}
-            stack.enter_context(self.tracker.context("request", request))
-            if course is not None:
-                page = {"course_id": course[0], "org_id": course[1]}
-                stack.enter_context(self.tracker.context("page", page))
-            yield
-
-    def page(self, page: str, course: tuple[str, str], referer: str) -> Generator[Step, None, str]:
-        rng, course_id = self.rng, course[0]
-        week = rng.randint(1, 8)
-        if page in ("forum", "progress"):
-            path = f"/courses/{course_id}/{'discussion/forum' if page == 'forum' else 'progress'}"
-        else:
-            path = f"/courses/{course_id}/courseware/week_{week}/lesson_{rng.randint(1, 5)}/"
-        block = f"block-v1:{course_id.removeprefix('course-v1:')}+type@{{}}+block@{{:032x}}"
-        with self.request(path, referer, course):
-            yield self.step("navigation.request", {"url": f"https://{HOST}{path}"})
-            if page == "video":
-                yield from self.video(block.format("video", rng.getrandbits(128)))
-            elif page == "problem":
-                yield from self.problem(block.format("problem", rng.getrandbits(128)))
-            elif page == "sequence":
-                data = {
-                    "id": block.format("sequential", rng.getrandbits(128)),
-                    "current_tab": rng.randint(1, 5),
-                    "tab_count": 6,
-                    "widget_placement": rng.choice(("top", "bottom")),
-                }
-                yield self.step("edx.ui.lms.sequence.next_selected", data, gap=(20, 300))
-            elif page == "forum" and rng.random() < 0.3:
-                data = {
-                    "commentable_id": f"week_{week}",
-                    "thread_type": rng.choice(("discussion", "question")),
-                    "title": f"Question about week {week}",
-                    "anonymous": False,
-                }
-                yield self.step("edx.forum.thread.created", data, gap=(60, 400))
-        return f"https://{HOST}{path}"
-
-    def video(self, video_id: str) -> Iterator[Step]:
-        rng = self.rng
-        duration = round(rng.uniform(120, 900), 1)
-        base = {"id": video_id, "code": "html5"}
-        yield self.step("edx.video.loaded", {**base, "duration": duration}, gap=(1, 4))
-        position = 0.0
-        for _ in range(rng.randint(1, 4)):
-            data = {**base, "currentTime": round(position, 1)}
-            yield self.step("edx.video.played", data, gap=(1, 5))
-            watched = rng.uniform(10, 240)
-            position = min(position + watched, duration)
-            if position >= duration:
-                data = {**base, "currentTime": duration}
-                yield self.step("edx.video.stopped", data, gap=(watched, watched))
-                return
-            data = {**base, "currentTime": round(position, 1)}
-            yield self.step("edx.video.paused", data, gap=(watched, watched + 1))
-            if rng.random() < 0.3:
-                target = round(rng.uniform(0, duration), 1)
-                data = {**base, "old_time": round(position, 1), "new_time": target}
-                data["type"] = "onSlideSeek"
-                yield self.step("edx.video.position.changed", data, gap=(1, 3))
-                position = target
-
-    def problem(self, problem_id: str) -> Iterator[Step]:
-        rng = self.rng
-        max_grade = rng.choice((1, 2, 3, 5))
-        for attempt in range(1, rng.randint(1, 3) + 1):
-            grade = rng.randint(0, max_grade) if attempt == 1 else rng.randint(1, max_grade)
-            data = {
-                "problem_id": problem_id,
-                "attempts": attempt,
-                "grade": grade,
-                "max_grade": max_grade,
-                "success": "correct" if grade == max_grade else "incorrect",
-            }
-            yield self.step("problem_check", data, gap=(30, 240))
-            if grade == max_grade:
-                return
-        if rng.random() < 0.5:
-            yield self.step("showanswer", {"problem_id": problem_id}, gap=(5, 60))
-
-
-def _users(rng: random.Random) -> list[_User]:
+def _users(rng: random.Random) -> list[User]:
     ids = rng.sample(range(20_000, 100_000), len(_NAMES))
     users = []
     for name, user_id in zip(_NAMES, ids, strict=True):
         enrolled = tuple(c for c in COURSES if rng.random() < 0.4) or (rng.choice(COURSES),)
         agent, language = rng.choice(_AGENTS), rng.choice(_LANGUAGES)
-        users.append(_User(user_id, f"{name}{user_id % 1000:03d}", agent, language, enrolled))
+        users.append(User(user_id, f"{name}{user_id % 1000:03d}", agent, language, enrolled))
     return users
 
 
@@ -293,14 +131,14 @@ def _count(steps: Iterator[Step]) -> int:
     return sum(1 for _ in steps)
 
 
-def _plan(tracker: Tracker, total: int, rng: random.Random, end: datetime) -> list[_Plan]:
+def _plan(tracker: Tracker, total: int, rng: random.Random, end: datetime) -> list[Plan]:
     """Visits holding exactly `total` events, spread over the window, sorted by start."""
     users = _users(rng)
     to_enroll = {u.user_id: [c for c in COURSES if c not in u.enrolled] for u in users}
     start = end - WINDOW
     buckets = [start + timedelta(hours=h) for h in range(24)]
     weights = [_HOURLY[b.hour] for b in buckets]
-    plans: list[_Plan] = []
+    plans: list[Plan] = []
     planned = 0
     while planned < total:
         user = rng.choice(users)
@@ -308,9 +146,9 @@ def _plan(tracker: Tracker, total: int, rng: random.Random, end: datetime) -> li
         begin = bucket + timedelta(seconds=rng.uniform(0, 3600))
         pending = to_enroll[user.user_id]
         enroll = pending[0] if pending and rng.random() < 0.25 else None
-        plan = _Plan(user, begin, rng.getrandbits(64), enroll)
+        plan = Plan(user, begin, rng.getrandbits(64), enroll)
         # A dry run in a throwaway context counts the visit's events.
-        count = contextvars.Context().run(_count, _Session(tracker, plan, end).steps())
+        count = contextvars.Context().run(_count, Session(tracker, plan, end).steps())
         if count == 0:
             continue
         if enroll is not None:
@@ -368,7 +206,7 @@ def simulate(
         while heap:
             _, index, step = heapq.heappop(heap)
             if step is None:
-                steps = _Session(tracker, plans[index], end).steps()
+                steps = Session(tracker, plans[index], end).steps()
                 running[index] = (contextvars.Context(), steps, plans[index].limit)
                 advance(index)
                 continue
@@ -410,6 +248,7 @@ class DemoRun:
             processors=[self.clock, self.recorder],
             envelope="full",  # ids and documentation versions: the store shows them
         )
+        register_demo_types(self.tracker)  # so `catalog --store` shows a documented catalogue
 
     def readme_example(self) -> list[dict[str, Any]]:
         """Run the README example; return its three events as sent to the store."""

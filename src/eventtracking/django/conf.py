@@ -61,6 +61,7 @@ class BrowserConf:
     max_name_length: int = 128
     session_rate: Rate | None = Rate(600, 10.0)
     ip_rate: Rate | None = Rate(3000, 50.0)
+    rate_limit_cache: str | None = None  # a CACHES alias: buckets shared by every worker
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ _BROWSER_KEYS: Final = (
     "MAX_EVENTS",
     "MAX_NAME_LENGTH",
     "RATE_LIMIT",
+    "RATE_LIMIT_CACHE",
 )
 
 
@@ -283,5 +285,24 @@ def _browser() -> BrowserConf:
         name_patterns=_regexes(f"{name}.NAME_PATTERNS", tuple(patterns)),
         session_rate=_rate(f"{name}.RATE_LIMIT.session", limits.get("session")),
         ip_rate=_rate(f"{name}.RATE_LIMIT.ip", limits.get("ip")),
+        rate_limit_cache=_cache_alias(f"{name}.RATE_LIMIT_CACHE", value.get("RATE_LIMIT_CACHE")),
         **sizes,
     )
+
+
+def _cache_alias(name: str, alias: Any) -> str | None:
+    """A key of ``CACHES`` (the shared rate limit's cache), or None for per-process buckets."""
+    if alias is None:
+        return None
+    caches = _get("CACHES", {"default": {}})
+    if not isinstance(alias, str) or alias not in caches:
+        raise ImproperlyConfigured(
+            f"{name}: must name a cache in CACHES ({sorted(caches)}) that every worker "
+            f"shares, such as a database or Redis cache, or be None; not {alias!r}"
+        )
+    if str(caches[alias].get("BACKEND", "")).endswith(".DummyCache"):
+        raise ImproperlyConfigured(
+            f"{name}: CACHES[{alias!r}] is a DummyCache, which keeps nothing, so nothing "
+            "would be limited; name a database, Redis or Memcached cache"
+        )
+    return alias

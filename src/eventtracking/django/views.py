@@ -51,7 +51,7 @@ from .conf import BrowserConf, get_conf
 from .context import CONTEXT_NAME, REQUEST_ATTRIBUTE, request_context, user_fields
 from .django_tracker import validation_policy
 from .payload import BrowserEvent, PayloadError, check_event, load_json, parse_events
-from .ratelimit import RateLimiter
+from .ratelimit import CacheRateLimiter, Limiter, RateLimiter
 
 __all__ = ["browser_events", "legacy_event"]
 
@@ -73,7 +73,7 @@ class _CsrfCheck(CsrfViewMiddleware):
 
 
 _csrf = _CsrfCheck(lambda request: HttpResponse())
-_limiter: tuple[BrowserConf, RateLimiter] | None = None
+_limiter: tuple[BrowserConf, Limiter] | None = None
 
 
 def _error(status: int, code: str, detail: str, **headers: str) -> JsonResponse:
@@ -284,12 +284,16 @@ def _check_registry(tracker: Tracker, events: list[BrowserEvent], referer: str) 
         checker.check(draft, ContextView(0, {}, ()))
 
 
-def _rate_limiter(limits: BrowserConf) -> RateLimiter:
+def _rate_limiter(limits: BrowserConf) -> Limiter:
     global _limiter
     current = _limiter
     if current is None or current[0] is not limits:
-        current = _limiter = (
-            limits,
-            RateLimiter([("session", limits.session_rate), ("ip", limits.ip_rate)]),
-        )
+        rates = [("session", limits.session_rate), ("ip", limits.ip_rate)]
+        if limits.rate_limit_cache is None:
+            limiter: Limiter = RateLimiter(rates)
+        else:
+            from django.core.cache import caches
+
+            limiter = CacheRateLimiter(rates, caches[limits.rate_limit_cache])
+        current = _limiter = (limits, limiter)
     return current[1]

@@ -250,3 +250,9 @@ def test_process_state_lives_in_one_module() -> None:
 def test_the_state_finder_sees_state() -> None:
     assert {"_lock", "_state", "_hooked"} <= module_state(SRC / "event.py")
     assert {"counters", "metadata_by_id", "HOOKS"} - module_state(SRC / "_state.py") == {"HOOKS"}
+
+
+@pytest.mark.parametrize("path", modules("console"), ids=lambda p: p.name)
+def test_the_console_uses_the_core_not_the_command_line(path: Path) -> None:
+    # What the console and the commands share (reports, replay) lives in the core.
+    assert offending(path, ("eventtracking.cli",)) == []

@@ -10,7 +10,6 @@ one-line message and a non-zero status, never a traceback.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..delivery.deadletter import DEFAULT_FILENAME, DeadLetter, DeadLetterStore
-from ..delivery.lanes import LANE_PREFIX, SEGMENT_SUFFIX
-from ..delivery.metrics import process_alive
 from ..delivery.paths import ENV, journal_root
 from ..delivery.replay import Replayer, read_events
+from ..delivery.report import delivery_report, redeliver
 from ..delivery.retry import RetryPolicy
 from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
 from ..store import Query
@@ -219,11 +217,11 @@ def replay_dead_letters(
                 for letter in store.each(backend, names, page=replayer.batch_size):
                     pending.append(letter)
                     if len(pending) >= replayer.batch_size:
-                        ok, bad = _redeliver(store, replayer, pending)
+                        ok, bad = redeliver(store, replayer, pending)
                         sent, failed, pending = sent + ok, failed + bad, []
                         advance(ok + bad)
                 if pending:
-                    ok, bad = _redeliver(store, replayer, pending)
+                    ok, bad = redeliver(store, replayer, pending)
                     sent, failed = sent + ok, failed + bad
                     advance(ok + bad)
         finally:
@@ -231,19 +229,6 @@ def replay_dead_letters(
     click.echo(f"sent {sent} dead letter(s) to {target}; {failed} failed again")
     if failed:
         raise SystemExit(1)
-
-
-def _redeliver(
-    store: DeadLetterStore, replayer: Replayer, letters: list[DeadLetter]
-) -> tuple[int, int]:
-    by_event = {id(letter.event): letter.id for letter in letters}
-    failures = replayer.deliver([letter.event for letter in letters])
-    failed_ids = {by_event[id(event)]: reason for event, reason in failures}
-    store.delete([letter.id for letter in letters if letter.id not in failed_ids])
-    now = time.time()
-    for letter_id, reason in failed_ids.items():
-        store.record_failure([letter_id], reason, now)
-    return len(letters) - len(failed_ids), len(failed_ids)
 
 
 def replayer_close(replayer: Replayer) -> None:
@@ -313,37 +298,6 @@ def replay_command(
 
 
 # -- stats --delivery ---------------------------------------------------------------------
-
-
-def delivery_report(journal_dir: Path) -> dict[str, Any]:
-    """What ``stats --delivery`` shows: each worker's metrics file, lane backlogs, dead letters."""
-    workers = []
-    for path in sorted(journal_dir.rglob("metrics-*.json")):
-        try:
-            snapshot = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # being replaced, or removed with its lane
-        pid = snapshot.get("pid")
-        snapshot["alive"] = isinstance(pid, int) and process_alive(pid)
-        snapshot["age_s"] = round(time.time() - float(snapshot.get("updated", 0)), 1)
-        snapshot["file"] = str(path)
-        workers.append(snapshot)
-    lanes = {}
-    for lane in sorted(journal_dir.rglob(f"{LANE_PREFIX}*")):
-        if lane.is_dir():
-            segments = list(lane.glob(f"*{SEGMENT_SUFFIX}"))
-            lanes[str(lane)] = sum(s.stat().st_size for s in segments if s.exists())
-    dead: dict[str, dict[str, int]] = {}
-    for path in sorted(journal_dir.rglob(DEFAULT_FILENAME)):
-        try:
-            store = DeadLetterStore(path, create=False)
-        except StoreError:
-            continue
-        try:
-            dead[str(path)] = dict(store.counts_by_backend())
-        finally:
-            store.close()
-    return {"journal_dir": str(journal_dir), "workers": workers, "lanes": lanes, "dead": dead}
 
 
 def show_delivery_stats(journal_dir: str | None, as_json: bool) -> None:

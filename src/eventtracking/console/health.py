@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..cli.delivery import _redeliver, delivery_report
 from ..delivery.deadletter import DeadLetter, DeadLetterStore
 from ..delivery.replay import Replayer
+from ..delivery.report import delivery_report, redeliver
 from ..delivery.retry import RetryPolicy
 from ..exceptions import StoreError
 
@@ -190,7 +190,7 @@ def replay(
             picked = (store.get(i) for i in ids)
             letters = [x for x in picked if x is not None and x.backend == backend]
         for start in range(0, len(letters), replayer.batch_size):
-            ok, bad = _redeliver(store, replayer, letters[start : start + replayer.batch_size])
+            ok, bad = redeliver(store, replayer, letters[start : start + replayer.batch_size])
             sent, failed = sent + ok, failed + bad
     finally:
         if close:

@@ -61,30 +61,14 @@ def _dead_letters(location: str) -> Iterator[DeadLetterStore]:
 
 def _replayer(target: str, retries: int, batch: int, rate: float | None) -> Replayer:
     """A replayer sending to `target` (a store, a JSON component or a TOML file)."""
-    from ..consumer.sinks import open_sink
+    from ..consumer.sinks import SinkBackend, open_sink
 
     try:
         sink = open_sink(target)
     except (ImproperlyConfigured, StoreError, OSError, MissingExtraError) as exc:
         raise click.ClickException(f"--to: {exc}") from None
     policy = RetryPolicy(max_attempts=retries, initial_backoff=0.2, max_backoff=5.0)
-    return Replayer(_SinkBackend(sink), retry=policy, batch_size=batch, rate=rate)
-
-
-class _SinkBackend:
-    """A sink (which commits before it returns) seen as a backend."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-
-    def send(self, event: dict[str, Any]) -> None:
-        self.sink.write([event])
-
-    def send_batch(self, events: list[dict[str, Any]]) -> None:
-        self.sink.write(events)
-
-    def close(self) -> None:
-        self.sink.close()
+    return Replayer(SinkBackend(sink), retry=policy, batch_size=batch, rate=rate)
 
 
 dead_letters_option = click.option(

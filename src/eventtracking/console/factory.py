@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..registry.registry import Registry
 from ..store import open_store
-from .health import HealthSource, SinkBackend
+from .health import HealthSource
 from .service import Console
 
 
@@ -27,7 +27,7 @@ def store_label(location: str) -> str:
 
 def sink_replay(target: str) -> Callable[[str], tuple[Any, bool]]:
     """Replay into `target` (a store path or URL, or a backend component; see `open_sink`)."""
-    from ..consumer.sinks import open_sink
+    from ..consumer.sinks import SinkBackend, open_sink
 
     def make(backend_name: str) -> tuple[Any, bool]:
         return SinkBackend(open_sink(target)), True

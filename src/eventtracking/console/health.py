@@ -149,22 +149,6 @@ class HealthSource:
         return out
 
 
-class SinkBackend:
-    """A sink (a store that commits before it returns) seen as a backend, for the replayer."""
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-
-    def send(self, event: dict[str, Any]) -> None:
-        self.sink.write([event])
-
-    def send_batch(self, events: list[dict[str, Any]]) -> None:
-        self.sink.write(events)
-
-    def close(self) -> None:
-        self.sink.close()
-
-
 def replay(
     path: str,
     ids: Iterable[int] | None,

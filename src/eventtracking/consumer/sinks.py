@@ -75,6 +75,29 @@ class BackendSink:
         close_backend(self.backend)
 
 
+class SinkBackend:
+    """A sink seen as a backend: what replay needs to send events to a ``--to`` target.
+
+    Each `send_batch` returns once the sink has committed, so a replayer can
+    count the batch as delivered.
+    """
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Write one event."""
+        self.sink.write([event])
+
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        """Write `events` in one commit."""
+        self.sink.write(events)
+
+    def close(self) -> None:
+        """Close the sink."""
+        self.sink.close()
+
+
 def open_sink(target: str) -> Sink:
     """The sink `target` names: a store path or URL, a JSON component or a TOML file.
 

@@ -26,7 +26,7 @@ class Sink(BaseHTTPRequestHandler):
     received = 0
     requests = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server name
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         if self.path == "/reset":
@@ -38,7 +38,7 @@ class Sink(BaseHTTPRequestHandler):
             Sink.requests += 1
         self._answer(b"")
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._answer(f"{Sink.received} {Sink.requests}".encode())
 
     def _answer(self, body: bytes) -> None:
@@ -47,7 +47,7 @@ class Sink(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         return
 
 

@@ -41,7 +41,7 @@ def applies(parts: SplitResult) -> bool:
     proxies = urllib.request.getproxies_environment()
     if not proxies.get("http") and not proxies.get("all"):
         return True
-    return bool(urllib.request.proxy_bypass_environment(parts.hostname, proxies))
+    return bool(urllib.request.proxy_bypass(parts.hostname))  # honours no_proxy
 
 
 class DirectConnection:

@@ -185,9 +185,8 @@ class HTTPTransport:
         self._direct: DirectConnection | None = None
         if applies(parts):
             direct_headers = dict(merged)
-            if self._auth is not None:
-                user, password = auth  # type: ignore[misc]
-                token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            if self._auth is not None and auth is not None and not isinstance(auth, str):
+                token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
                 direct_headers["Authorization"] = f"Basic {token}"
             self._direct = DirectConnection(parts, direct_headers, self.timeout)
 

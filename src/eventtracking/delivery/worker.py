@@ -163,6 +163,7 @@ class DeliveryBackend:
         self._inline = False  # True while send may write full batches in the caller
         self._worker: Worker | None = None
         self._queue_size, self._batch_size = o.queue_size, o.batch_size
+        self._ids_at_send = o.mode != "buffered"  # buffered: the worker gives ids
         # A tight emit loop holds the GIL; the worker waits up to the switch
         # interval (5 ms) after each of its system calls to get it back, and
         # falls behind. Past this backlog, emit yields it now and then.
@@ -206,8 +207,12 @@ class DeliveryBackend:
 
         RuntimeError after `close()`; never raises for a failing backend.
         An event without an ``id`` (the Open edX envelope) is given one
-        before it is queued or journaled, so retries and stores see the same
-        id; inline mode gives one only to events that failed in the caller.
+        before its first delivery attempt or journal write, so retries and
+        stores see the same id: in buffered mode by the worker as it takes
+        the event from the queue (off the emitting thread, where a new id
+        was the largest cost of a paced emit), in durable and synchronous
+        mode here; inline mode gives one only to events that failed in the
+        caller.
         """
         if self._inline:
             self._count_emitted()
@@ -220,14 +225,16 @@ class DeliveryBackend:
             elif depth == 1 and not self._wakeup.is_set():
                 self._wakeup.set()  # the worker starts the max_delay clock
             return
-        if type(event) is dict and "id" not in event:
-            event = with_id(event)
         if not self._fast:
+            if type(event) is dict and "id" not in event:
+                event = with_id(event)
             if self._durable:
                 self._send_durable(event)
             else:
                 self._send_slow(event)
             return
+        if self._ids_at_send and type(event) is dict and "id" not in event:
+            event = with_id(event)  # inline mode, while the worker writes for the callers
         self._count_emitted()
         queue = self._queue
         depth = len(queue)

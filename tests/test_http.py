@@ -326,7 +326,7 @@ def test_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "httpx", None)  # makes `import httpx` fail
     for module in ("eventtracking.backends.http", "eventtracking.backends.segment_http"):
-        monkeypatch.delitem(sys.modules, module)
+        monkeypatch.delitem(sys.modules, module, raising=False)
         with pytest.raises(MissingExtraError, match=r"pip install 'event-tracking\[http\]'"):
             importlib.import_module(module)
     spec = {"ENGINE": "eventtracking.backends.segment_http.SegmentHTTPBackend", "OPTIONS": {}}

@@ -308,7 +308,7 @@ class StreamConsumer:
         if gone:
             self.stats.trimmed += len(gone)
             self._ack(gone)
-        self._learn_types([event for _, event, _ in good])
+        self._learn_types([event for _, event, _ in good if "meta" in event])
         self._ack(self._commit(good, stop))
 
     def _learn_types(self, events: list[dict[str, Any]]) -> None:

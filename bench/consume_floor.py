@@ -33,7 +33,18 @@ from typing import Any
 
 import orjson
 
-from backends import OUT, _consumers_ready, _drained, pg_count, pg_drop, pg_fresh, workload
+from backends import (
+    OUT,
+    _consumers_ready,
+    _drained,
+    available,
+    pg_count,
+    pg_drop,
+    pg_fresh,
+    probe_pg,
+    probe_redis,
+    workload,
+)
 
 BATCH = 1000
 ONE_MIN = 0.95  # one `consume` worker against the floor
@@ -163,6 +174,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.floor_child:
         floor_loop(*args.floor_child)
+        return
+    if not available("PostgreSQL", lambda: probe_pg(args.dsn)) or not available(
+        "Redis", lambda: probe_redis(args.redis)
+    ):
         return
     from eventtracking.serialization import dumps
 

@@ -32,7 +32,7 @@ import math
 import os
 import threading
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 from .._version import __version__
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
 from ..serialization import dumps
+from ._batches import chunks, json_array
 from ._http_direct import DirectConnection, Reply, applies
 
 try:
@@ -306,27 +307,6 @@ def _check_response(where: str, reply: Reply) -> None:
     raise HTTPTerminalError(f"POST {where}: HTTP {status} {reason}: {hint}", status_code=status)
 
 
-def chunks(
-    items: Sequence[bytes], max_count: int, max_bytes: int | None, overhead: int = 2
-) -> Iterator[list[bytes]]:
-    """Split encoded items into runs of at most `max_count` items and about `max_bytes` bytes.
-
-    `overhead` is the bytes the body adds around the joined items. An item
-    larger than `max_bytes` on its own travels alone.
-    """
-    run: list[bytes] = []
-    size = overhead
-    for item in items:
-        extra = len(item) + (1 if run else 0)  # the comma between items
-        if run and (len(run) >= max_count or (max_bytes is not None and size + extra > max_bytes)):
-            yield run
-            run, size, extra = [], overhead, len(item)
-        run.append(item)
-        size += extra
-    if run:
-        yield run
-
-
 class HTTPBackend:
     """POST events to `url` as a gzip-compressed JSON array, one request per batch.
 
@@ -377,6 +357,9 @@ class HTTPBackend:
         """POST `events` as one JSON array (split only beyond the size limits)."""
         if self.transport.closed:
             raise RuntimeError(f"HTTPBackend({self.transport.where!r}) is closed")
+        if self.max_batch_bytes is None and len(events) <= self.batch_size:
+            self.transport.post(json_array(events))  # one request: the common case
+            return
         encoded = [dumps(event) for event in events]
         for run in chunks(encoded, self.batch_size, self.max_batch_bytes):
             self.transport.post(b"[" + b",".join(run) + b"]")

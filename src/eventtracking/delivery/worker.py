@@ -50,7 +50,13 @@ from .options import DeliveryOptions, Fsync, Mode, Overflow, preferred_batch_siz
 from .retry import CircuitBreaker, CircuitPolicy, RetryPolicy
 
 STOP_GRACE: Final = 0.25  # seconds close() gives a worker stuck inside the backend
-YIELD_EVERY: Final = 256  # when behind, emit gives the worker the GIL once per this many events
+# When behind, emit gives the worker the GIL once per this many events; while the
+# queue is full, once per OVERFLOW_YIELD_EVERY (rarer than 1%, so a stream that
+# spills because the backend is down keeps its p99). Measured against the HTTP
+# floor in 7 paired runs of 50,000 events: 256 -> 32 took buffered from 0.75x to
+# 0.92x and durable from 0.40x to 0.55x.
+YIELD_EVERY: Final = 32
+OVERFLOW_YIELD_EVERY: Final = 128
 MiB: Final = 1 << 20
 
 
@@ -253,7 +259,7 @@ class DeliveryBackend:
         assert self._worker is not None
         self._intake.overflow(self._worker, event)
         self._overflows += 1
-        if self._overflows % YIELD_EVERY == 0:
+        if self._overflows % OVERFLOW_YIELD_EVERY == 0:
             time.sleep(0)  # a full queue: let the worker take a batch instead of spilling all
 
     def _send_durable(self, event: Event) -> None:

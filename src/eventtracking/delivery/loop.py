@@ -95,6 +95,7 @@ class Worker:
         self.wakeup = threading.Event()
         self.batch: Batch | None = None
         self.abandoned = False  # close gave up waiting for us: commit nothing more
+        self.delivering = True  # False while the batch in hand waits to be retried
         self._stop = threading.Event()
         self._flushes: list[FlushRequest] = []
         self._thread: threading.Thread | None = None
@@ -176,9 +177,11 @@ class Worker:
                 return
         not_before = self.dispatcher.step(self.batch)
         if self.batch.done:
+            self.delivering = True
             self._finish(self.batch)
             self.batch = None
             return
+        self.delivering = False
         self._wait_until(not_before)
 
     def _available(self) -> int:

@@ -254,7 +254,12 @@ class DeliveryBackend:
                 if not self._wakeup.is_set():
                     self._wakeup.set()
                 if depth >= self._yield_at and depth % YIELD_EVERY == 0:
-                    time.sleep(0)  # not a wait: hands the GIL to the worker if it has work
+                    worker = self._worker
+                    # Not a wait: hands the GIL to the worker if it is delivering.
+                    # Not while it retries: then it only spills, and a yield waits
+                    # for its chunk (emit p99 with the backend down 9 -> 55 us).
+                    if worker is not None and worker.delivering:
+                        time.sleep(0)
             return
         assert self._worker is not None
         self._intake.overflow(self._worker, event)

@@ -50,13 +50,8 @@ from .options import DeliveryOptions, Fsync, Mode, Overflow, preferred_batch_siz
 from .retry import CircuitBreaker, CircuitPolicy, RetryPolicy
 
 STOP_GRACE: Final = 0.25  # seconds close() gives a worker stuck inside the backend
-# When behind, emit gives the worker the GIL once per this many events; while the
-# queue is full, once per OVERFLOW_YIELD_EVERY (rarer than 1%, so a stream that
-# spills because the backend is down keeps its p99). Measured against the HTTP
-# floor in 7 paired runs of 50,000 events: 256 -> 32 took buffered from 0.75x to
-# 0.92x and durable from 0.40x to 0.55x.
-YIELD_EVERY: Final = 32
-OVERFLOW_YIELD_EVERY: Final = 128
+YIELD_EVERY: Final = 32  # when behind, emit gives the worker the GIL once per this many events
+OVERFLOW_YIELD_EVERY: Final = 128  # the same while the queue is full: under 1% of emits
 MiB: Final = 1 << 20
 
 
@@ -173,10 +168,8 @@ class DeliveryBackend:
         self._ids_at_send = o.mode != "buffered"  # buffered: the worker gives ids
         # A tight emit loop holds the GIL; the worker waits up to the switch
         # interval (5 ms) after each of its system calls to get it back, and
-        # falls behind. Past this backlog, emit yields it now and then.
-        # Measured against the hand-written HTTP floor (bench/delivery_floors.py,
-        # 8 paired runs): yielding from one waiting batch on, rather than from a
-        # half-full queue, took a 50,000-event burst from 0.65x to 0.73x the floor.
+        # falls behind. Once a batch waits, emit yields it now and then (README,
+        # "Delivery and consume against hand-written floors", has the figures).
         self._yield_at = max(1, min(o.batch_size, o.queue_size // 2))
         _process.track(self)
         if o.mode != "sync":
@@ -218,11 +211,9 @@ class DeliveryBackend:
         RuntimeError after `close()`; never raises for a failing backend.
         An event without an ``id`` (the Open edX envelope) is given one
         before its first delivery attempt or journal write, so retries and
-        stores see the same id: in buffered mode by the worker as it takes
-        the event from the queue (off the emitting thread, where a new id
-        was the largest cost of a paced emit), in durable and synchronous
-        mode here; inline mode gives one only to events that failed in the
-        caller.
+        stores see the same id: by the worker in buffered mode, here in
+        durable and synchronous mode; inline mode gives one only to events
+        that failed in the caller.
         """
         if self._inline:
             self._count_emitted()
@@ -254,10 +245,7 @@ class DeliveryBackend:
                 if not self._wakeup.is_set():
                     self._wakeup.set()
                 if depth >= self._yield_at and depth % YIELD_EVERY == 0:
-                    worker = self._worker
-                    # Not a wait: hands the GIL to the worker if it is delivering.
-                    # Not while it retries: then it only spills, and a yield waits
-                    # for its chunk (emit p99 with the backend down 9 -> 55 us).
+                    worker = self._worker  # not while it retries: it only spills then
                     if worker is not None and worker.delivering:
                         time.sleep(0)
             return

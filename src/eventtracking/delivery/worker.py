@@ -39,15 +39,18 @@ from .. import _process, diagnostics
 from ..backends import close_backend, flush_backend
 from ..event import with_id
 from ..exceptions import StoreError
+from ..serialization import dumps
 from . import paths
 from .deadletter import DeadLetterStore
 from .dispatch import Batch, Dispatcher, Event
 from .inline import InlineWriter
 from .intake import Intake
+from .journal import JournalFull
 from .loop import Worker
 from .metrics import DeliveryMetrics, flat, gauges
 from .options import DeliveryOptions, Fsync, Mode, Overflow, preferred_batch_size
 from .retry import CircuitBreaker, CircuitPolicy, RetryPolicy
+from .segments import frame
 
 STOP_GRACE: Final = 0.25  # seconds close() gives a worker stuck inside the backend
 YIELD_EVERY: Final = 32  # when behind, emit gives the worker the GIL once per this many events
@@ -260,8 +263,12 @@ class DeliveryBackend:
         self._count_emitted()
         journal = self.journal
         assert journal is not None
-        if not self._intake.journal_event(event):
-            return
+        data = frame(dumps(event))
+        try:
+            journal.append(data, 1, event)
+        except (JournalFull, OSError):  # the policies: wait for room, or drop and count
+            if not self._intake.append(data, event):
+                return
         backlog = journal.appended - journal.read_records
         if backlog >= self._batch_size:
             if not self._wakeup.is_set():

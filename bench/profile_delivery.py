@@ -21,8 +21,12 @@ from pathlib import Path
 
 from delivery_floors import ROOT, start_sink
 
+# Samples count only inside these: the timed emit loop and the delivery threads
+# (not the child's imports and set-up).
+WINDOW = frozenset({"drive", "Worker.run", "Journal._commit_loop"})
 
-def aggregate(raw: Path, top: int) -> dict[str, Counter[str]]:
+
+def aggregate(raw: Path) -> dict[str, Counter[str]]:
     """Samples per thread and function (a function counts once per sample)."""
     threads: dict[str, Counter[str]] = {}
     for line in raw.read_text().splitlines():
@@ -30,6 +34,8 @@ def aggregate(raw: Path, top: int) -> dict[str, Counter[str]]:
         frames = stack.split(";")
         thread = frames[0].split(":", 1)[-1].strip() or "thread"
         seen = {frame.split(" (")[0] for frame in frames[1:]}
+        if not seen & WINDOW:
+            continue
         counter = threads.setdefault(thread, Counter())
         for name in seen:
             counter[name] += int(count)
@@ -58,7 +64,7 @@ def main() -> None:
     finally:
         sink.terminate()
         sink.wait(10)
-    for thread, counter in aggregate(raw, args.top).items():
+    for thread, counter in aggregate(raw).items():
         total = max(counter.values())
         print(f"\n{thread}: {total} samples")
         for name, samples in counter.most_common(args.top):

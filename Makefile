@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 STAMP_CONSOLE := $(VENV)/.installed-console
+STAMP_BENCH := $(VENV)/.installed-bench
 STORE ?= events.db
 N ?= 200000
 
-.PHONY: demo console test lint typecheck pytest test-upstream bench bench-peers bench-backends bench-delivery bench-django bench-instructions clean
+.PHONY: demo console test lint typecheck pytest test-upstream bench bench-peers bench-backends bench-delivery bench-floors bench-django bench-instructions profile-delivery clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,11 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,django]'
 	touch $@ $(STAMP_RUN)
+
+# The benchmarks' extra (py-spy, for the profile targets) on top of the test set-up.
+$(STAMP_BENCH): pyproject.toml $(STAMP_TEST)
+	$(BIN)/python -m pip install -q -e '.[test,django,bench]'
+	touch $@
 
 demo: $(STAMP_RUN)
 	$(BIN)/eventtracking demo --store $(STORE)
@@ -55,6 +61,7 @@ bench: $(STAMP_TEST)
 	$(BIN)/python bench/run.py --events $(N)
 	$(MAKE) --no-print-directory bench-backends
 	$(MAKE) --no-print-directory bench-delivery
+	$(MAKE) --no-print-directory bench-floors
 	$(MAKE) --no-print-directory bench-django
 
 # PostgreSQL and Redis backends vs hand-written loops, and end to end (needs both servers).
@@ -64,6 +71,16 @@ bench-backends: $(STAMP_TEST)
 # The delivery worker: emit latency (backend healthy/down), buffered vs durable, memory.
 bench-delivery: $(STAMP_TEST)
 	$(BIN)/python bench/delivery.py --events $(N)
+
+# Delivery to a local HTTP sink and `consume` (Redis -> PostgreSQL) against hand-written
+# floors in the same run (the consumer part needs both servers; skipped when absent).
+bench-floors: $(STAMP_TEST)
+	$(BIN)/python bench/delivery_floors.py --events 50000
+	$(BIN)/python bench/consume_floor.py --events $(N)
+
+# Where the delivery worker's time goes: py-spy samples one HTTP run (gzip) per thread.
+profile-delivery: $(STAMP_BENCH)
+	$(BIN)/python bench/profile_delivery.py
 
 # Instructions per event under valgrind: ratios that machine noise cannot move (not in `bench`).
 bench-instructions: $(STAMP_TEST)

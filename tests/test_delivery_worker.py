@@ -246,6 +246,37 @@ def test_open_circuit_moves_the_queue_to_the_journal(make: Make, tmp_path: Path)
     assert sorted(backend.inner.ids()) == [f"ev-{n:08d}" for n in range(200)]
 
 
+def test_the_worker_gives_id_less_events_one_id_that_retries_and_the_journal_keep(
+    make: Make, tmp_path: Path
+) -> None:
+    def bare(n: int) -> dict[str, Any]:
+        return {k: v for k, v in event(n).items() if k != "id"}
+
+    backend = FlakyBackend(1)  # the first attempt fails: the retry must carry the same ids
+    delivery = make(backend, batch_size=5, max_delay=0.01, retry={"initial_backoff": 0.01})
+    sent = [bare(n) for n in range(5)]
+    for one in sent:
+        delivery.send(one)
+    assert delivery.flush(10)
+    assert all("id" not in one for one in sent)  # the caller's dicts are left alone
+    ids = backend.ids()
+    assert [e["data"]["n"] for e in backend.events] == list(range(5))
+    assert len(set(ids)) == 5 and ids == sorted(ids)  # time-ordered, in queue order
+    assert backend.attempts == 2
+
+    down = DeliveryBackend(DownBackend(), journal_dir=tmp_path / "j", max_delay=0.01)
+    for n in range(5):
+        down.send(bare(n))
+    down.close()  # queued, never delivered: journaled with the ids the worker gave
+    after_backend = RecordingBackend()
+    after = DeliveryBackend(after_backend, journal_dir=tmp_path / "j", max_delay=0.01)
+    assert after.flush(10)
+    after.close()
+    again = after_backend.ids()
+    assert sorted(e["data"]["n"] for e in after_backend.events) == list(range(5))
+    assert len(set(again)) == 5 and all(isinstance(i, str) and i for i in again)
+
+
 # -- lifecycle ------------------------------------------------------------------------------------
 
 

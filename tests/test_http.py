@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -324,7 +326,7 @@ def test_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(sys.modules, "httpx", None)  # makes `import httpx` fail
     for module in ("eventtracking.backends.http", "eventtracking.backends.segment_http"):
-        monkeypatch.delitem(sys.modules, module)
+        monkeypatch.delitem(sys.modules, module, raising=False)
         with pytest.raises(MissingExtraError, match=r"pip install 'event-tracking\[http\]'"):
             importlib.import_module(module)
     spec = {"ENGINE": "eventtracking.backends.segment_http.SegmentHTTPBackend", "OPTIONS": {}}
@@ -332,3 +334,64 @@ def test_missing_httpx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
         ImproperlyConfigured, match=r"backends\.s\.ENGINE: .*event-tracking\[http\]"
     ):
         tracker_from_config({"backends": {"s": spec}})
+
+
+# -- the http.client fast path -----------------------------------------------------
+
+
+def test_a_proxy_setting_for_the_url_is_honoured(
+    server: HTTPRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)  # the recorder plays the proxy
+    backend = HTTPBackend("http://collector.invalid/ingest", gzip=False)
+    backend.send(make_event(1))
+    [request] = server.requests
+    assert request.path == "http://collector.invalid/ingest"  # absolute form: via the proxy
+    assert request.json()[0]["data"]["n"] == 1
+    backend.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_opened_again() -> None:
+    """The server answers as HTTP/1.1 (keep-alive) and then hangs up: the next POST still works."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(65536)
+                headers, _, body = head.partition(b"\r\n\r\n")
+                length = int(headers.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(body) < length:
+                    body += conn.recv(65536)
+                received.append(body)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    backend = HTTPBackend(f"http://127.0.0.1:{port}/events", gzip=False)
+    backend.send(make_event(1))
+    time.sleep(0.05)  # let the hang-up arrive before the next request
+    backend.send(make_event(2))
+    thread.join(10)
+    listener.close()
+    backend.close()
+    assert [loads(body)[0]["data"]["n"] for body in received] == [1, 2]
+
+
+def test_a_batch_body_is_the_array_of_each_events_dumps_bytes() -> None:
+    from decimal import Decimal
+
+    from eventtracking.backends._batches import json_array
+
+    native = [make_event(n, tags=["a", "b"], ratio=0.5, at=datetime(2026, 1, 1)) for n in range(3)]
+    others = [make_event(0, price=Decimal("1.10"), seen={3, 1}, raw=b"\x00\x01")]
+    for events in (native, others, native + others, []):
+        assert json_array(events) == b"[" + b",".join(dumps(e) for e in events) + b"]"
+    assert loads(json_array(others))[0]["data"]["price"] == "1.10"  # converted by the one encoder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import subprocess
@@ -295,6 +296,40 @@ def test_a_failing_sink_is_retried_under_the_delivery_retry_policy(
     client.close()
     assert stop.waits == [0.5, 1.0, 2.0, 3.0, 3.0]  # doubling, capped, jitter at its top
     assert consumer.stats.retries == 5 and consumer.stats.acked == 3
+    assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(3)]
+
+
+def test_the_collector_is_paused_only_while_a_batch_is_written_never_across_a_retry_wait(
+    stream: tuple[str, str], tmp_path: Path
+) -> None:
+    url, name = stream
+    during_writes: list[bool] = []
+
+    def fail_twice(events: list[dict[str, Any]]) -> Exception | None:
+        during_writes.append(gc.isenabled())
+        return OSError("disk away") if len(during_writes) <= 2 else None
+
+    class RecordingStop(CountingStop):
+        def __init__(self) -> None:
+            super().__init__()
+            self.during_waits: list[bool] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.during_waits.append(gc.isenabled())
+            return super().wait(timeout)
+
+    sink = FlakySink(tmp_path / "s.db", fail_twice)
+    publish(url, name, [ev(i) for i in range(3)])
+    client = redis.Redis.from_url(url)
+    consumer = StreamConsumer(client, name, "g", sink, consumer="c1", rand=lambda: 0.0)
+    stop = RecordingStop()
+    consumer.ensure_group()
+    assert gc.isenabled()
+    consumer._process(consumer._read(">"), stop)
+    client.close()
+    assert during_writes == [False, False, False]  # paused for each attempt
+    assert stop.during_waits == [True, True]  # on again while waiting to retry
+    assert gc.isenabled()
     assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(3)]
 
 

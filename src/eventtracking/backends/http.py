@@ -17,18 +17,22 @@ the exceptions the delivery worker understands:
 * Connection errors and timeouts: `HTTPRetryableError` with status None.
 
 `HTTPTransport` is the shared part (client, auth, gzip, status handling);
-`SegmentHTTPBackend` reuses it.
+`SegmentHTTPBackend` reuses it. Plain ``http://`` URLs that no proxy setting
+applies to are posted over one kept-alive ``http.client`` connection (see
+`_http_direct`); https and proxied URLs go through httpx.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
-import gzip as _gzip
 import hashlib
+import http.client
 import math
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
@@ -36,6 +40,8 @@ from urllib.parse import urlsplit
 from .._version import __version__
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
 from ..serialization import dumps
+from ._batches import chunks, json_array
+from ._http_direct import DirectConnection, Reply, applies
 
 try:
     import httpx
@@ -53,6 +59,9 @@ __all__ = [
 
 USER_AGENT: Final = f"eventtracking/{__version__}"
 RETRYABLE_STATUSES: Final = frozenset({408, 429})
+# Level 1 of gzip: measured on the benchmark's batches, 2.2x faster than level 6
+# for 12% more bytes; zlib lets other threads run while it compresses.
+GZIP_LEVEL: Final = 1
 _HINTS: Final = {
     401: "check the credentials (auth)",
     403: "check the credentials (auth) and their permissions",
@@ -174,6 +183,13 @@ class HTTPTransport:
         self._client: httpx.Client | None = None
         self._pid = 0
         self._closed = False
+        self._direct: DirectConnection | None = None
+        if applies(parts):
+            direct_headers = dict(merged)
+            if self._auth is not None and auth is not None and not isinstance(auth, str):
+                token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+                direct_headers["Authorization"] = f"Basic {token}"
+            self._direct = DirectConnection(parts, direct_headers, self.timeout)
 
     def _get_client(self) -> httpx.Client:
         client, pid = self._client, os.getpid()
@@ -198,7 +214,10 @@ class HTTPTransport:
         """POST `body` (uncompressed JSON bytes); return on 2xx, raise otherwise (module docs)."""
         if self._closed:
             raise RuntimeError(f"the HTTP transport for {self.where} is closed")
-        content = _gzip.compress(body, compresslevel=6, mtime=0) if self.gzip else body
+        content = zlib.compress(body, GZIP_LEVEL, 31) if self.gzip else body
+        if self._direct is not None:
+            self._post_direct(self._direct, content)
+            return
         try:
             response = self._get_client().post(self.url, content=content)
         except httpx.TimeoutException as exc:
@@ -209,7 +228,28 @@ class HTTPTransport:
             raise HTTPRetryableError(
                 f"POST {self.where}: {type(exc).__name__}: {str(exc) or 'connection failed'}"
             ) from exc
-        _check_response(self.where, response)
+        _check_response(
+            self.where,
+            Reply(
+                response.status_code,
+                response.reason_phrase,
+                response.headers.get("Retry-After"),
+                response.headers.get("Location"),
+            ),
+        )
+
+    def _post_direct(self, direct: DirectConnection, content: bytes) -> None:
+        try:
+            reply = direct.post(content)
+        except TimeoutError as exc:
+            raise HTTPRetryableError(
+                f"POST {self.where}: timed out after {self.timeout:g}s ({type(exc).__name__})"
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            raise HTTPRetryableError(
+                f"POST {self.where}: {type(exc).__name__}: {str(exc) or 'connection failed'}"
+            ) from exc
+        _check_response(self.where, reply)
 
     def close(self) -> None:
         """Close the connections; idempotent."""
@@ -218,6 +258,8 @@ class HTTPTransport:
                 return
             self._closed = True
             client, self._client = self._client, None
+        if self._direct is not None:
+            self._direct.close()
         if client is not None and self._pid == os.getpid():
             client.close()
 
@@ -244,13 +286,13 @@ def _build_auth(auth: str | Sequence[str] | None) -> tuple[httpx.BasicAuth | Non
     raise ValueError("auth must be a bearer token (str) or a (user, password) pair of str")
 
 
-def _check_response(where: str, response: httpx.Response) -> None:
-    status = response.status_code
+def _check_response(where: str, reply: Reply) -> None:
+    status = reply.status
     if 200 <= status < 300:
         return
-    reason = response.reason_phrase or "no reason given"
+    reason = reply.reason or "no reason given"
     if status in RETRYABLE_STATUSES or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(reply.retry_after)
         later = "" if retry_after is None else f"; retry after {retry_after:g}s"
         raise HTTPRetryableError(
             f"POST {where}: HTTP {status} {reason}{later}",
@@ -258,32 +300,11 @@ def _check_response(where: str, response: httpx.Response) -> None:
             retry_after=retry_after,
         )
     if 300 <= status < 400:
-        target = response.headers.get("Location", "?")
+        target = reply.location or "?"
         hint = f"the endpoint redirects to {target!r}: configure that URL instead"
     else:
         hint = _HINTS.get(status, "the endpoint rejected the batch; retrying will not help")
     raise HTTPTerminalError(f"POST {where}: HTTP {status} {reason}: {hint}", status_code=status)
-
-
-def chunks(
-    items: Sequence[bytes], max_count: int, max_bytes: int | None, overhead: int = 2
-) -> Iterator[list[bytes]]:
-    """Split encoded items into runs of at most `max_count` items and about `max_bytes` bytes.
-
-    `overhead` is the bytes the body adds around the joined items. An item
-    larger than `max_bytes` on its own travels alone.
-    """
-    run: list[bytes] = []
-    size = overhead
-    for item in items:
-        extra = len(item) + (1 if run else 0)  # the comma between items
-        if run and (len(run) >= max_count or (max_bytes is not None and size + extra > max_bytes)):
-            yield run
-            run, size, extra = [], overhead, len(item)
-        run.append(item)
-        size += extra
-    if run:
-        yield run
 
 
 class HTTPBackend:
@@ -336,6 +357,9 @@ class HTTPBackend:
         """POST `events` as one JSON array (split only beyond the size limits)."""
         if self.transport.closed:
             raise RuntimeError(f"HTTPBackend({self.transport.where!r}) is closed")
+        if self.max_batch_bytes is None and len(events) <= self.batch_size:
+            self.transport.post(json_array(events))  # one request: the common case
+            return
         encoded = [dumps(event) for event in events]
         for run in chunks(encoded, self.batch_size, self.max_batch_bytes):
             self.transport.post(b"[" + b",".join(run) + b"]")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import diagnostics
+from ..event import with_id
 from ..serialization import dumps
 from .deadletter import DeadLetterStore
 from .dispatch import Event
@@ -107,7 +108,7 @@ class Intake:
         if policy == "drop_newest":
             self.drop("queue_full")
         elif policy == "spill":
-            self.journal_event(event)
+            self.journal_event(with_id(event) if type(event) is dict else event)
         elif policy == "drop_oldest":
             with worker.lock:
                 evicted = bool(worker.queue)

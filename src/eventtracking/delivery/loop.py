@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from .. import diagnostics
 from ..backends import flush_backend
+from ..event import with_id
 from ..serialization import dumps, loads
 from .dispatch import Batch, Dispatcher, Event
 from .journal import Journal, JournalBatch, JournalFull
@@ -94,11 +95,15 @@ class Worker:
         self.wakeup = threading.Event()
         self.batch: Batch | None = None
         self.abandoned = False  # close gave up waiting for us: commit nothing more
+        self.delivering = True  # False while the batch in hand waits to be retried
         self._stop = threading.Event()
         self._flushes: list[FlushRequest] = []
         self._thread: threading.Thread | None = None
         self._next_metrics = self._next_adopt = 0.0
         self._spill_blocked = False
+        # Buffered mode queues events as emitted; this thread gives each its id
+        # (see DeliveryBackend.send). Inline mode leaves ids to the sink.
+        self._give_ids = options.mode == "buffered"
 
     # -- control (other threads) -------------------------------------------------
 
@@ -131,8 +136,14 @@ class Worker:
         left: list[Event] = []
         if self.batch is not None and self.batch.source is None:
             left.extend(self.batch.events())  # a journal batch stays in the journal
-        left.extend(self.take(len(self.queue)))
+        left.extend(self._identified(self.take(len(self.queue))))
         return left
+
+    def _identified(self, events: list[Event]) -> list[Event]:
+        """`events`, each with an ``id`` (buffered mode), in the same order."""
+        if not self._give_ids:
+            return events
+        return [with_id(event) if type(event) is dict else event for event in events]
 
     def take(self, limit: int) -> list[Event]:
         """Remove up to `limit` events from the head of the queue (any thread)."""
@@ -166,9 +177,11 @@ class Worker:
                 return
         not_before = self.dispatcher.step(self.batch)
         if self.batch.done:
+            self.delivering = True
             self._finish(self.batch)
             self.batch = None
             return
+        self.delivering = False
         self._wait_until(not_before)
 
     def _available(self) -> int:
@@ -207,7 +220,7 @@ class Worker:
             if read is not None:
                 events = read.events if read.events is not None else self._decoded(read)
                 return Batch(events, source=read)
-        events = self.take(options.batch_size)
+        events = self._identified(self.take(options.batch_size))
         if options.batch_bytes is not None and len(events) > 1:
             events = self._cut_to_bytes(events, options.batch_bytes)
         return Batch(events) if events else None
@@ -276,7 +289,7 @@ class Worker:
         assert self.journal is not None
         moved = 0
         while True:
-            chunk = self.take(SPILL_CHUNK)
+            chunk = self._identified(self.take(SPILL_CHUNK))
             if not chunk:
                 return moved
             blob = b"".join([frame(dumps(event)) for event in chunk])

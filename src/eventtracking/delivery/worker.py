@@ -39,18 +39,22 @@ from .. import _process, diagnostics
 from ..backends import close_backend, flush_backend
 from ..event import with_id
 from ..exceptions import StoreError
+from ..serialization import dumps
 from . import paths
 from .deadletter import DeadLetterStore
 from .dispatch import Batch, Dispatcher, Event
 from .inline import InlineWriter
 from .intake import Intake
+from .journal import JournalFull
 from .loop import Worker
 from .metrics import DeliveryMetrics, flat, gauges
 from .options import DeliveryOptions, Fsync, Mode, Overflow, preferred_batch_size
 from .retry import CircuitBreaker, CircuitPolicy, RetryPolicy
+from .segments import frame
 
 STOP_GRACE: Final = 0.25  # seconds close() gives a worker stuck inside the backend
-YIELD_EVERY: Final = 256  # when behind, emit gives the worker the GIL once per this many events
+YIELD_EVERY: Final = 32  # when behind, emit gives the worker the GIL once per this many events
+OVERFLOW_YIELD_EVERY: Final = 128  # the same while the queue is full: under 1% of emits
 MiB: Final = 1 << 20
 
 
@@ -163,10 +167,13 @@ class DeliveryBackend:
         self._inline = False  # True while send may write full batches in the caller
         self._worker: Worker | None = None
         self._queue_size, self._batch_size = o.queue_size, o.batch_size
+        self._overflows = 0  # events that found the queue full (a heuristic: not locked)
+        self._ids_at_send = o.mode != "buffered"  # buffered: the worker gives ids
         # A tight emit loop holds the GIL; the worker waits up to the switch
         # interval (5 ms) after each of its system calls to get it back, and
-        # falls behind. Past this backlog, emit yields it now and then.
-        self._yield_at = max(YIELD_EVERY, o.queue_size // 2)
+        # falls behind. Once a batch waits, emit yields it now and then (README,
+        # "Delivery and consume against hand-written floors", has the figures).
+        self._yield_at = max(1, min(o.batch_size, o.queue_size // 2))
         _process.track(self)
         if o.mode != "sync":
             self._start()
@@ -206,8 +213,10 @@ class DeliveryBackend:
 
         RuntimeError after `close()`; never raises for a failing backend.
         An event without an ``id`` (the Open edX envelope) is given one
-        before it is queued or journaled, so retries and stores see the same
-        id; inline mode gives one only to events that failed in the caller.
+        before its first delivery attempt or journal write, so retries and
+        stores see the same id: by the worker in buffered mode, here in
+        durable and synchronous mode; inline mode gives one only to events
+        that failed in the caller.
         """
         if self._inline:
             self._count_emitted()
@@ -220,14 +229,16 @@ class DeliveryBackend:
             elif depth == 1 and not self._wakeup.is_set():
                 self._wakeup.set()  # the worker starts the max_delay clock
             return
-        if type(event) is dict and "id" not in event:
-            event = with_id(event)
         if not self._fast:
+            if type(event) is dict and "id" not in event:
+                event = with_id(event)
             if self._durable:
                 self._send_durable(event)
             else:
                 self._send_slow(event)
             return
+        if self._ids_at_send and type(event) is dict and "id" not in event:
+            event = with_id(event)  # inline mode, while the worker writes for the callers
         self._count_emitted()
         queue = self._queue
         depth = len(queue)
@@ -237,18 +248,27 @@ class DeliveryBackend:
                 if not self._wakeup.is_set():
                     self._wakeup.set()
                 if depth >= self._yield_at and depth % YIELD_EVERY == 0:
-                    time.sleep(0)  # not a wait: hands the GIL to the worker if it has work
+                    worker = self._worker  # not while it retries: it only spills then
+                    if worker is not None and worker.delivering:
+                        time.sleep(0)
             return
         assert self._worker is not None
         self._intake.overflow(self._worker, event)
+        self._overflows += 1
+        if self._overflows % OVERFLOW_YIELD_EVERY == 0:
+            time.sleep(0)  # a full queue: let the worker take a batch instead of spilling all
 
     def _send_durable(self, event: Event) -> None:
         """Durable mode: the event is in the journal (or counted as dropped) on return."""
         self._count_emitted()
         journal = self.journal
         assert journal is not None
-        if not self._intake.journal_event(event):
-            return
+        data = frame(dumps(event))
+        try:
+            journal.append(data, 1, event)
+        except (JournalFull, OSError):  # the policies: wait for room, or drop and count
+            if not self._intake.append(data, event):
+                return
         backlog = journal.appended - journal.read_records
         if backlog >= self._batch_size:
             if not self._wakeup.is_set():

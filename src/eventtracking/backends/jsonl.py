@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from .. import diagnostics
 from ..registry.registry import unseen_metadata
@@ -48,6 +48,9 @@ class JSONLinesBackend:
     Its buffer is its own too: flush before ``os.fork()``, as the delivery
     worker's ``inline`` mode does (see the module docs).
     """
+
+    # Never changes an event: siblings may share its encoding (routing module docs).
+    leaves_events_unchanged: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -111,16 +114,22 @@ class JSONLinesBackend:
 
     def send(self, event: dict[str, Any]) -> None:
         """Append `event` as one line."""
-        line = dumps_line(event)
-        lock = self._lock
-        lock.acquire()  # not `with`: its special-method lookups cost more than the write
-        try:
-            if self._plain and "meta" not in event:
-                self._file.write(line)  # the common case: nothing to rotate, flush or describe
+        self.send_line(event, dumps_line(event))
+
+    def send_line(self, event: dict[str, Any], line: bytes) -> None:
+        """`send` for a caller that already holds ``dumps_line(event)`` (a sharing fan-out)."""
+        if self._plain and "meta" not in event:
+            # The common case: nothing to rotate, flush or describe. The buffered
+            # file takes its own lock for each write, so a line is never split and
+            # this lock is not needed; a close() in between makes the write fail.
+            try:
+                self._file.write(line)
                 return
+            except ValueError:
+                if not self._closed:
+                    raise
+        with self._lock:
             self._append([event], [line])
-        finally:
-            lock.release()
 
     def send_batch(self, events: list[dict[str, Any]]) -> None:
         """Append several events with one write."""

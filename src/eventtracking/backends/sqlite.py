@@ -40,6 +40,8 @@ class SQLiteBackend:
     """
 
     delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "inline"}
+    # Never changes an event: siblings may share its encoding (routing module docs).
+    leaves_events_unchanged: ClassVar[bool] = True
 
     def __init__(self, path: str | os.PathLike[str] = "events.db", batch_size: int = 1000) -> None:
         self.batch_size = check_batch_size(batch_size)

@@ -23,7 +23,7 @@ from eventtracking.exceptions import StoreError
 from eventtracking.serialization import dumps, loads
 from eventtracking.store import Query
 from eventtracking.store.sqlite import SQLiteStore, row_for
-from eventtracking.store.sqlite_rows import ID, NAME, TIME, compact_row, key_for
+from eventtracking.store.sqlite_rows import ID, NAME, TIME, compact_row, event_json, key_for
 from eventtracking.tracker import Tracker
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,8 +94,8 @@ def test_every_event_reads_back_as_it_was_encoded(
             assert event in got
         # The rebuilt JSON is byte for byte the encoding (member order included).
         db = sqlite3.connect(store.path)
-        rows = db.execute("SELECT event FROM events").fetchall()
-        texts = {text if isinstance(text, bytes) else text.encode() for (text,) in rows}
+        rows = db.execute("SELECT form, name, ts, body FROM events").fetchall()
+        texts = {event_json(*row) for row in rows}
         db.close()
         assert texts == {dumps(event) for event in batch}
     finally:
@@ -110,9 +110,14 @@ def test_a_tracker_event_stores_neither_name_nor_time_in_its_body(tmp_path: Path
         key, name, ts, form, body = compact_row(event)
         assert ts == 1_767_225_600_000_000
         assert (name, form & (NAME | TIME)) == ("a.b", NAME | TIME)
-        assert body == b'{"data":{"n":1},"context":{"u":2}}'
-        assert len(key) == 16
+        kept = b'"data":{"n":1},"context":{"u":2}}'
+        assert (
+            body
+            == (b'{"id":"' + event["id"].encode() + b'",' if envelope == "full" else b"{") + kept
+        )
+        assert len(key) == 8
         assert bool(form & ID) == (envelope == "full")
+        assert event_json(form, name, ts, body) == dumps(event)
 
 
 def test_writes_are_idempotent_across_compact_and_row_for_rows(tmp_path: Path) -> None:
@@ -125,19 +130,21 @@ def test_writes_are_idempotent_across_compact_and_row_for_rows(tmp_path: Path) -
     assert store.write_events(events) == 0
     assert store.write([row_for(event) for event in events]) == 0  # the consumer's path
     assert store.count(Query(limit=None)) == 3
-    # The `id` column reads as versions 1 and 2 stored it.
+    # The `id` column reads an event's own id as versions 1 and 2 stored it.
     db = sqlite3.connect(store.path)
     stored = dict(db.execute("SELECT name, id FROM events").fetchall())
     db.close()
     store.close()
-    assert stored == {n: row_for(e)[0] for n, e in zip("abc", events, strict=True)}
+    assert (stored["a"], stored["c"]) == (with_id["id"], "order-17")
+    assert stored["b"].startswith("h-")
 
 
 def test_keys_of_ids() -> None:
     event_id = new_event_id()
-    assert key_for(event_id).hex() == event_id.replace("-", "")
-    assert key_for("h-" + "ab" * 16) == bytes.fromhex("ab" * 16)
-    assert len(key_for("anything")) == 16
+    raw = bytes.fromhex(event_id.replace("-", ""))
+    assert key_for(event_id) == bytes(a ^ b for a, b in zip(raw[:8], raw[8:], strict=True))
+    assert key_for("h-" + "ab" * 8 + "cd" * 8) == bytes([0xAB ^ 0xCD] * 8)
+    assert len(key_for("anything")) == 8
     assert key_for("anything") != key_for("anything else")
 
 

@@ -34,7 +34,7 @@ from ..registry.model import TypeVersion
 from ..serialization import loads
 from . import Query, describe_event
 from .rows import _typed, from_micros, row_for, to_micros, type_row
-from .sqlite_rows import CompactRow, compact_row, from_legacy
+from .sqlite_rows import CompactRow, compact_row, event_json, events_of, from_legacy
 from .sqlite_schema import (
     CHUNK_SIZES,
     EVENTS,
@@ -108,7 +108,8 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: not a readable event store: {exc}") from exc
         # Stores made before version 3 keep their layout (module docs).
         self.compact = "form" in columns
-        self._event = "event" if self.compact else "body"
+        # What a read selects to rebuild each event with `event_json`.
+        self._event = "form, name, ts, body" if self.compact else "0, name, ts, body"
         self._inserts = INSERT_COMPACT if self.compact else INSERT_ROWS
         # Rows per INSERT: 256 where SQLite allows 1,280 parameters per statement.
         params = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -271,7 +272,7 @@ class SQLiteStore:
         rows = self._read(
             f"SELECT {self._event} FROM events WHERE name = ? ORDER BY ts DESC LIMIT 1", [name]
         )
-        return loads(rows[0][0]) if rows else None
+        return loads(event_json(*rows[0])) if rows else None
 
     @property
     def _has_types(self) -> bool:
@@ -320,7 +321,7 @@ class SQLiteStore:
         if query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
-        return [loads(body) for (body,) in self._read(sql, params)]
+        return events_of(self._read(sql, params))
 
     def count(self, query: Query) -> int:
         """How many events match `query` (its limit is ignored)."""
@@ -331,7 +332,7 @@ class SQLiteStore:
     def tail(self, n: int = 10) -> list[dict[str, Any]]:
         """The last `n` events stored, oldest first."""
         rows = self._read(f"SELECT {self._event} FROM events ORDER BY seq DESC LIMIT ?", [n])
-        return [loads(body) for (body,) in reversed(rows)]
+        return events_of(reversed(rows))
 
     def follow(self, poll_interval: float = 0.5, n: int = 10) -> Iterator[dict[str, Any]]:
         """Yield the last `n` events, then every event stored afterwards, forever.
@@ -343,7 +344,7 @@ class SQLiteStore:
             last = int(rows[0][0])
         else:
             last = int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", [])[0][0])
-        history = [loads(body) for _, body in reversed(rows)]
+        history = events_of(row[1:] for row in reversed(rows))
         return self._follow(history, last, poll_interval)
 
     def _follow(
@@ -355,9 +356,9 @@ class SQLiteStore:
                 f"SELECT seq, {self._event} FROM events WHERE seq > ? ORDER BY seq LIMIT 1000",
                 [last],
             )
-            for seq, body in rows:
+            for seq, *row in rows:
                 last = seq
-                yield loads(body)
+                yield loads(event_json(*row))
             if not rows:
                 time.sleep(poll_interval)
 

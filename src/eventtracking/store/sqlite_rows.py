@@ -1,26 +1,27 @@
 """Compact SQLite rows (schema version 3): what the columns hold is not stored twice.
 
 A row is (key, name, ts, form, body). `name` and `ts` (integer microseconds,
-UTC) are columns for the index; `key` is the event id in 16 bytes (see
-`key_for`). `body` is the event's JSON without the members the columns
+UTC) are columns for the index; `key` is 8 bytes folded from the event id
+(see `key_for`). `body` is the event's JSON without the members the columns
 already hold, as `form` says:
 
 - ``NAME``: ``"name"`` is a string, stored in the name column only;
 - ``TIME``: ``"timestamp"`` is a UTC datetime at or after 1970, whose
   encoding the ts column gives back exactly;
-- ``ID``: ``"id"`` is a canonical UUID string, the 16 bytes of the key.
+- ``ID``: the body starts with the event's ``"id"``, a canonical UUID (its 44
+  bytes come first, where the tracker puts them; the name and time follow).
 
-A member is left out only when it is where the tracker puts it (the first
-members, in the order id, name, timestamp) and the rest of the encoding is
-untouched, so reading gives the event back member for member (`EVENT_SQL`
-rebuilds its JSON in SQLite). Anything else keeps the whole encoding (form 0),
-as rows written by `row_for` do.
+Members are left out only when they sit where the tracker puts them (id,
+name, timestamp first, in that order) and the rest of the encoding is kept
+as it was, so `event_json` gives the event back byte for byte. Any other
+event keeps its whole encoding (form 0), as rows written by `row_for` do.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -31,53 +32,128 @@ from .rows import row_for, to_micros
 NAME: Final = 1
 TIME: Final = 2
 ID: Final = 4
+_ID_END: Final = 45  # b'{"id":"' + 36 characters + b'",'
 
 CompactRow = tuple[bytes, str, int, int, bytes]
 
-# The event's JSON, rebuilt from a compact row: the left-out members first, in
-# the tracker's order, then the body after its opening brace.
-_UUID_TEXT: Final = (
-    "substr(lower(hex(key)), 1, 8) || '-' || substr(lower(hex(key)), 9, 4) || '-' || "
-    "substr(lower(hex(key)), 13, 4) || '-' || substr(lower(hex(key)), 17, 4) || '-' || "
-    "substr(lower(hex(key)), 21)"
-)
-_ISO_TEXT: Final = (
-    "strftime('%Y-%m-%dT%H:%M:%S', ts / 1000000, 'unixepoch') || "
-    "CASE WHEN ts % 1000000 THEN printf('.%06d', ts % 1000000) ELSE '' END || '+00:00'"
-)
-_HEAD: Final = (
-    f"(CASE WHEN form & {ID} THEN '\"id\":\"' || {_UUID_TEXT} || '\",' ELSE '' END || "
-    f"CASE WHEN form & {NAME} THEN '\"name\":' || json_quote(name) || ',' ELSE '' END || "
-    f"CASE WHEN form & {TIME} THEN '\"timestamp\":\"' || {_ISO_TEXT} || '\",' ELSE '' END)"
-)
-# The event id as versions 1 and 2 stored it (a virtual column: computed when read).
-ID_SQL: Final = (
-    f"CASE WHEN form & {ID} THEN {_UUID_TEXT} "
-    "WHEN json_type(body, '$.id') = 'text' AND json_extract(body, '$.id') <> '' "
-    "THEN json_extract(body, '$.id') ELSE 'h-' || lower(hex(key)) END"
-)
-EVENT_SQL: Final = (
-    "CASE WHEN form = 0 THEN body ELSE '{' || " + _HEAD + " || CAST(substr(body, 2) AS TEXT) END"
-)
-
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAMES: dict[str, bytes] = {}  # name -> b'"name":"...",' (bounded: cleared when large)
-_NAMES_MAX: Final = 4096
+_HOURS: dict[int, bytes] = {}  # hours since the epoch -> b"YYYY-MM-DDTHH:"
+_MINUTES_SECONDS: Final = [b"%02d:%02d" % divmod(second, 60) for second in range(3600)]
+_CACHE_MAX: Final = 4096
+
+
+def _name_member(name: str) -> bytes:
+    member = _NAMES.get(name)
+    if member is None:
+        if len(_NAMES) >= _CACHE_MAX:
+            _NAMES.clear()
+        member = _NAMES[name] = b'"name":' + orjson.dumps(name) + b","
+    return member
+
+
+def _hour(hour: int) -> bytes:
+    head = _HOURS.get(hour)
+    if head is None:
+        if len(_HOURS) >= _CACHE_MAX:
+            _HOURS.clear()
+        head = _HOURS[hour] = (_EPOCH + timedelta(hours=hour)).strftime("%Y-%m-%dT%H:").encode()
+    return head
+
+
+def event_json(form: int, name: str, ts: int, body: bytes) -> bytes:
+    """The event's JSON from the columns of its row (the inverse of `compact_row`).
+
+    On the read path of every query: one formatting step per row.
+    """
+    if form == _USUAL:  # the tracker's event: name and time left out
+        start, cut = b"{", 1
+    elif form == _USUAL | ID:  # the same with an id, which comes first
+        start, cut = body[:_ID_END], _ID_END
+    else:
+        return _event_json(form, name, ts, body)
+    seconds, fraction = divmod(ts, 1_000_000)
+    hour, rest = divmod(seconds, 3600)
+    head = _HOURS.get(hour) or _hour(hour)
+    member = _NAMES.get(name) or _name_member(name)
+    if fraction:
+        return _FRACTION % (start, member, head, _MINUTES_SECONDS[rest], fraction, body[cut:])
+    return _WHOLE % (start, member, head, _MINUTES_SECONDS[rest], body[cut:])
+
+
+_USUAL: Final = NAME | TIME
+_FRACTION: Final = b'%b%b"timestamp":"%b%b.%06d+00:00",%b'
+_WHOLE: Final = b'%b%b"timestamp":"%b%b+00:00",%b'
+
+
+def events_of(rows: Iterable[tuple[int, str, int, bytes]]) -> list[dict[str, Any]]:
+    """The events of rows of (form, name, ts, body): `event_json` then one decode each,
+    in one loop (the read path of every query)."""
+    loads, names, hours, clock = orjson.loads, _NAMES, _HOURS, _MINUTES_SECONDS
+    events: list[dict[str, Any]] = []
+    append = events.append
+    for form, name, ts, body in rows:
+        if form == _USUAL:
+            start, cut = b"{", 1
+        elif form == _USUAL | ID:
+            start, cut = body[:_ID_END], _ID_END
+        else:
+            append(loads(_event_json(form, name, ts, body)))
+            continue
+        seconds, fraction = divmod(ts, 1_000_000)
+        hour, rest = divmod(seconds, 3600)
+        head = hours.get(hour) or _hour(hour)
+        member = names.get(name) or _name_member(name)
+        if fraction:
+            text = _FRACTION % (start, member, head, clock[rest], fraction, body[cut:])
+        else:
+            text = _WHOLE % (start, member, head, clock[rest], body[cut:])
+        append(loads(text))
+    return events
+
+
+def _event_json(form: int, name: str, ts: int, body: bytes) -> bytes:
+    if not form:
+        return body
+    head = _name_member(name) if form & NAME else b""
+    if form & TIME:
+        seconds, fraction = divmod(ts, 1_000_000)
+        hour, rest = divmod(seconds, 3600)
+        stamp = _hour(hour) + _MINUTES_SECONDS[rest]
+        if fraction:
+            stamp += b".%06d" % fraction
+        head += b'"timestamp":"' + stamp + b'+00:00",'
+    if form & ID:
+        return body[:_ID_END] + head + body[_ID_END:]
+    return b"{" + head + body[1:]
+
+
+def _fold(key: bytes) -> bytes:
+    # 16 bytes into 8: ids that differ anywhere (UUIDv7s of one millisecond
+    # differ in their first half only) still differ; the index keeps 8 bytes.
+    return (int.from_bytes(key[:8]) ^ int.from_bytes(key[8:])).to_bytes(8)
 
 
 def key_for(event_id: str) -> bytes:
-    """The 16-byte key of an event id: a UUID's bytes, a content id's digest
-    (``h-`` + 32 hex digits, as `row_for` makes), else a BLAKE2b digest of the id."""
+    """The 8-byte key of an event id, folded from 16 bytes: a UUID's, a content id's
+    digest (``h-`` + 32 hex digits, as `row_for` makes), else a BLAKE2b digest of the id.
+
+    Two different events share a key only if they also share name and time and
+    their ids collide in 64 bits.
+    """
     if len(event_id) == 36 and event_id[8] == event_id[13] == event_id[18] == event_id[23] == "-":
         try:
-            return bytes.fromhex(event_id.replace("-", ""))
+            return _fold(bytes.fromhex(event_id.replace("-", "")))
         except ValueError:
             pass
     elif len(event_id) == 34 and event_id.startswith("h-"):
         try:
-            return bytes.fromhex(event_id[2:])
+            return _fold(bytes.fromhex(event_id[2:]))
         except ValueError:
             pass
-    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return _fold(
+        hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    )
 
 
 def from_legacy(row: tuple[str, str, int, bytes]) -> CompactRow:
@@ -95,27 +171,19 @@ def compact_row(event: dict[str, Any]) -> CompactRow:
     if type(name) is not str or not (type(stamp) is datetime and stamp.tzinfo is UTC):
         return from_legacy(row_for(event))  # unusual events: the general path
     ts = to_micros(stamp)
-    head = _NAMES.get(name)
-    if head is None:
-        if len(_NAMES) >= _NAMES_MAX:
-            _NAMES.clear()
-        head = _NAMES[name] = b'"name":' + orjson.dumps(name) + b","
+    head = _name_member(name)
     form = NAME
     if ts >= 0:
         head += b'"timestamp":' + orjson.dumps(stamp) + b","
         form |= TIME
     if event_id is None:
-        key = hashlib.blake2b(body, digest_size=16).digest()  # as `row_for` derives it
-        prefix = b"{" + head
+        key = _fold(hashlib.blake2b(body, digest_size=16).digest())  # as `row_for` derives it
+        if body.startswith(head, 1):
+            return key, name, ts, form, b"{" + body[1 + len(head) :]
     elif type(event_id) is str:
         key = key_for(event_id)
-        if len(event_id) != 36 or key.hex() != event_id.replace("-", ""):
-            return key, name, ts, 0, body  # not a canonical UUID: the whole encoding
-        prefix = b'{"id":"' + event_id.encode() + b'",' + head
-        form |= ID
+        if len(event_id) == 36 and body.startswith(b'{"id":"' + event_id.encode() + b'",' + head):
+            return key, name, ts, form | ID, body[:_ID_END] + body[_ID_END + len(head) :]
     else:
         return from_legacy(row_for(event))
-    if not body.startswith(prefix):
-        return key, name, ts, 0, body  # members in another order: the whole encoding
-    # The prefix ends with a comma, so at least one member follows it.
-    return key, name, ts, form, b"{" + body[len(prefix) :]
+    return key, name, ts, 0, body  # members in another order: the whole encoding

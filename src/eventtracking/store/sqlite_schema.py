@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from .sqlite_rows import EVENT_SQL, ID_SQL
-
 SCHEMA_VERSION: Final = 3
 
-# `event` and `id` are virtual: computed when read, never stored (sqlite_rows).
+# The event id as versions 1 and 2 stored it, for readers of the table: a virtual
+# column, computed when read, never stored (sqlite_rows: the layout).
+_ID_SQL: Final = (
+    "CASE WHEN json_type(body, '$.id') = 'text' AND json_extract(body, '$.id') <> '' "
+    "THEN json_extract(body, '$.id') ELSE 'h-' || lower(hex(key)) END"
+)
 EVENTS: Final = f"""
 CREATE TABLE events (
     seq   INTEGER PRIMARY KEY,
@@ -17,8 +20,7 @@ CREATE TABLE events (
     key   BLOB NOT NULL,
     form  INTEGER NOT NULL,
     body  BLOB NOT NULL,
-    id    TEXT GENERATED ALWAYS AS ({ID_SQL}) VIRTUAL,
-    event TEXT GENERATED ALWAYS AS ({EVENT_SQL}) VIRTUAL
+    id    TEXT GENERATED ALWAYS AS ({_ID_SQL}) VIRTUAL
 );
 CREATE UNIQUE INDEX events_name_ts_id ON events (name, ts, key);
 """

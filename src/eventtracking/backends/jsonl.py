@@ -33,12 +33,14 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import contains
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
 from .. import diagnostics
 from ..registry.registry import unseen_metadata
-from ..serialization import dumps_line, loads
+from ..serialization import dumps_line, dumps_lines, loads
 
 
 class JSONLinesBackend:
@@ -133,6 +135,12 @@ class JSONLinesBackend:
 
     def send_batch(self, events: list[dict[str, Any]]) -> None:
         """Append several events with one write."""
+        if not any(map(contains, events, repeat("meta"))):  # nothing to describe first
+            data = dumps_lines(events)
+            with self._lock:
+                self._prepare()
+                self._write(data)
+            return
         lines = [dumps_line(event) for event in events]
         with self._lock:
             self._append(events, lines)
@@ -140,14 +148,23 @@ class JSONLinesBackend:
     def _append(self, events: list[dict[str, Any]], lines: list[bytes]) -> None:
         # Called with the lock held: rotate first, so that metadata lines land
         # in the file their events go to.
+        self._prepare()
+        self._write(
+            b"".join(
+                self._metadata_lines(event) + line if "meta" in event else line
+                for event, line in zip(events, lines, strict=True)
+            )
+        )
+
+    def _prepare(self) -> None:
+        # With the lock held, before a write: refuse after close, rotate when due.
         if self._closed:
             raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
         if self._rotating and self._due_for_rotation():
             self._rotate()
-        data = b"".join(
-            self._metadata_lines(event) + line if "meta" in event else line
-            for event, line in zip(events, lines, strict=True)
-        )
+
+    def _write(self, data: bytes) -> None:
+        # With the lock held, after _prepare: one write.
         self._file.write(data)
         self._size += len(data)
         if self.autoflush:

@@ -85,11 +85,12 @@ class SQLiteStore:
                     self._db.execute("PRAGMA page_size=16384")
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                if not self._has_table("events"):
+                if not self._has_table("events") and not self._has_table("et_events"):
                     self._db.executescript(EVENTS)
                 self._db.executescript(SCHEMA)
                 self._db.execute("ANALYZE sqlite_schema")  # creates sqlite_stat1
-                self._db.execute(PLANNER_HINT)
+                table = "et_events" if self._has_table("et_events") else "events"
+                self._db.execute(PLANNER_HINT, (table,))
                 self._db.execute("ANALYZE sqlite_schema")  # makes this connection read it
                 self._db.execute(
                     "INSERT OR IGNORE INTO et_meta (key, value) VALUES ('schema_version', ?)",
@@ -102,12 +103,11 @@ class SQLiteStore:
             self._db.close()
             raise
         try:
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            # Stores made before version 3 keep their layout (module docs).
+            self.compact = self._has_table("et_events")
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(f"{self.path}: not a readable event store: {exc}") from exc
-        # Stores made before version 3 keep their layout (module docs).
-        self.compact = "form" in columns
         # What a read selects to rebuild each event with `event_json`.
         self._event = "form, name, ts, body" if self.compact else "0, name, ts, body"
         self._inserts = INSERT_COMPACT if self.compact else INSERT_ROWS
@@ -132,7 +132,8 @@ class SQLiteStore:
         return self._db.execute(_TABLE_EXISTS, (name,)).fetchone() is not None
 
     def _check_schema(self) -> None:
-        if not self._has_table("events") or not self._has_table("et_meta"):
+        events = self._has_table("events") or self._has_table("et_events")
+        if not events or not self._has_table("et_meta"):
             raise StoreError(
                 f"{self.path}: is a SQLite file but not an event store (no events table); "
                 "choose another path"

@@ -1,7 +1,7 @@
 """Compact SQLite rows (schema version 3): what the columns hold is not stored twice.
 
 A row is (key, name, ts, form, body). `name` and `ts` (integer microseconds,
-UTC) are columns for the index; `key` is 8 bytes folded from the event id
+UTC) are columns for the index; `key` is a 64-bit integer from the event id
 (see `key_for`). `body` is the event's JSON without the members the columns
 already hold, as `form` says:
 
@@ -27,14 +27,14 @@ from typing import Any, Final
 import orjson
 
 from ..serialization import dumps
-from .rows import row_for, to_micros
+from .rows import row_for
 
 NAME: Final = 1
 TIME: Final = 2
 ID: Final = 4
 _ID_END: Final = 45  # b'{"id":"' + 36 characters + b'",'
 
-CompactRow = tuple[bytes, str, int, int, bytes]
+CompactRow = tuple[int, str, int, int, bytes]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NAMES: dict[str, bytes] = {}  # name -> b'"name":"...",' (bounded: cleared when large)
@@ -128,15 +128,18 @@ def _event_json(form: int, name: str, ts: int, body: bytes) -> bytes:
     return b"{" + head + body[1:]
 
 
-def _fold(key: bytes) -> bytes:
-    # 16 bytes into 8: ids that differ anywhere (UUIDv7s of one millisecond
-    # differ in their first half only) still differ; the index keeps 8 bytes.
-    return (int.from_bytes(key[:8]) ^ int.from_bytes(key[8:])).to_bytes(8)
+def _fold(key: bytes) -> int:
+    # 16 bytes into a signed 64-bit integer: ids that differ anywhere still
+    # differ (UUIDv7s of one millisecond differ in their first half only,
+    # counter-based ones in their second half).
+    return int.from_bytes(key[:8], signed=True) ^ int.from_bytes(key[8:], signed=True)
 
 
-def key_for(event_id: str) -> bytes:
-    """The 8-byte key of an event id, folded from 16 bytes: a UUID's, a content id's
-    digest (``h-`` + 32 hex digits, as `row_for` makes), else a BLAKE2b digest of the id.
+def key_for(event_id: str) -> int:
+    """The 64-bit key of an event id: its 16 bytes folded in two, where the 16
+    bytes are a UUID's own, or else a BLAKE2b digest of the id. A content id
+    (``h-`` + 32 hex digits, as `row_for` makes them) gives its digest's first
+    8 bytes, as `compact_row` does for an event without an id.
 
     Two different events share a key only if they also share name and time and
     their ids collide in 64 bits.
@@ -148,7 +151,7 @@ def key_for(event_id: str) -> bytes:
             pass
     elif len(event_id) == 34 and event_id.startswith("h-"):
         try:
-            return _fold(bytes.fromhex(event_id[2:]))
+            return int.from_bytes(bytes.fromhex(event_id[2:18]), signed=True)
         except ValueError:
             pass
     return _fold(
@@ -163,27 +166,38 @@ def from_legacy(row: tuple[str, str, int, bytes]) -> CompactRow:
 
 
 def compact_row(event: dict[str, Any]) -> CompactRow:
-    """The compact row that stores `event` (see module docs)."""
+    """The compact row that stores `event` (see module docs); on the write path of every event."""
     body = dumps(event)  # shared with sibling sinks within a fan-out
-    event_id = event.get("id")
     name = event.get("name")
     stamp = event.get("timestamp")
     if type(name) is not str or not (type(stamp) is datetime and stamp.tzinfo is UTC):
         return from_legacy(row_for(event))  # unusual events: the general path
-    ts = to_micros(stamp)
-    head = _name_member(name)
-    form = NAME
-    if ts >= 0:
-        head += b'"timestamp":' + orjson.dumps(stamp) + b","
-        form |= TIME
+    ts = (stamp - _EPOCH) // _MICROSECOND
+    if ts < 0:
+        return from_legacy(row_for(event))
+    # The member's length: orjson writes a UTC datetime in 25 characters, 32 with
+    # microseconds, between the quotes (the opening one ends _OPEN_TIME), then ",.
+    size = len(_OPEN_TIME) + (34 if stamp.microsecond else 27)
+    event_id = event.get("id")
     if event_id is None:
-        key = _fold(hashlib.blake2b(body, digest_size=16).digest())  # as `row_for` derives it
-        if body.startswith(head, 1):
-            return key, name, ts, form, b"{" + body[1 + len(head) :]
-    elif type(event_id) is str:
+        digest = hashlib.blake2b(body, digest_size=16).digest()  # as `row_for` derives it
+        key = int.from_bytes(digest[:8], signed=True)
+        start = 1
+        form = _USUAL
+    elif type(event_id) is str and len(event_id) == 36:
         key = key_for(event_id)
-        if len(event_id) == 36 and body.startswith(b'{"id":"' + event_id.encode() + b'",' + head):
-            return key, name, ts, form | ID, body[:_ID_END] + body[_ID_END + len(head) :]
+        start = _ID_END
+        form = _USUAL | ID
+        if not body.startswith(b'{"id":"' + event_id.encode() + b'",'):
+            return key, name, ts, 0, body
     else:
         return from_legacy(row_for(event))
+    member = _NAMES.get(name) or _name_member(name)
+    cut = start + len(member) + size
+    if body.startswith(member + _OPEN_TIME, start) and body[cut - 2 : cut] == b'",':
+        return key, name, ts, form, body[:start] + body[cut:]
     return key, name, ts, 0, body  # members in another order: the whole encoding
+
+
+_OPEN_TIME: Final = b'"timestamp":"'
+_MICROSECOND: Final = timedelta(microseconds=1)

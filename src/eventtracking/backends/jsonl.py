@@ -123,13 +123,13 @@ class JSONLinesBackend:
         if self._plain and "meta" not in event:
             # The common case: nothing to rotate, flush or describe. The buffered
             # file takes its own lock for each write, so a line is never split and
-            # this lock is not needed; a close() in between makes the write fail.
+            # this lock is not needed. A close() in between makes the write fail:
+            # the locked path below then says the backend is closed.
             try:
                 self._file.write(line)
                 return
             except ValueError:
-                if not self._closed:
-                    raise
+                pass
         with self._lock:
             self._append([event], [line])
 

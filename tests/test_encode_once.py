@@ -256,6 +256,27 @@ def test_a_replaced_send_on_the_instance_is_called() -> None:
     assert sinks[1].lines == []
 
 
+def test_a_sink_without_an_instance_dict_gets_send() -> None:
+    class Slotted:
+        __slots__ = ("lines",)
+        leaves_events_unchanged = True
+
+        def __init__(self) -> None:
+            self.lines: list[bytes] = []
+
+        def send(self, event: dict[str, Any]) -> None:
+            self.lines.append(serialization.dumps_line(event))
+
+        def send_line(self, event: dict[str, Any], line: bytes) -> None:
+            raise AssertionError("not called: send is what a slotted class offers")
+
+    sinks = [Slotted(), Slotted()]
+    routing = RoutingBackend({"a": sinks[0], "b": sinks[1]})
+    routing.send({"name": "e"})
+    assert sinks[0].lines == sinks[1].lines == [b'{"name":"e"}\n']
+    assert routing.counters.snapshot() == {}
+
+
 def test_a_single_sink_or_undeclared_backends_do_not_share() -> None:
     assert RoutingBackend({"a": Recorder(), "b": Mutator(print)})._shared is None
     assert RoutingBackend({"a": Recorder(), "b": Recorder()})._shared is not None

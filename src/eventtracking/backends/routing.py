@@ -148,7 +148,9 @@ SharedRoutes = tuple[tuple[str, Any, bool, bool], ...]
 
 def _shared_route(name: str, backend: Any) -> tuple[str, Any, bool, bool]:
     unchanged = leaves_events_unchanged(backend)
-    return name, backend, not unchanged, unchanged and hasattr(type(backend), "send_line")
+    # send_line is used unless `send` is replaced on the instance, which needs a __dict__.
+    takes_line = hasattr(type(backend), "send_line") and hasattr(backend, "__dict__")
+    return name, backend, not unchanged, unchanged and takes_line
 
 
 class RoutingBackend:

@@ -118,8 +118,11 @@ def dumps(event: Mapping[str, Any]) -> bytes:
     Inside a sharing scope, the same event object gives the same bytes object.
     """
     cache = _sharing.cache
-    if cache is None:
-        return _encode(event)
+    if cache is None:  # _encode, without the call: the path of every single sink
+        try:
+            return orjson.dumps(event, default=_default, option=_FAST)
+        except (orjson.JSONEncodeError, TypeError):
+            return _dumps_slow(event)
     entry = cache.get(id(event))
     if entry is None or entry[0] is not event:
         body = _encode(event)
@@ -134,8 +137,11 @@ def dumps(event: Mapping[str, Any]) -> bytes:
 def dumps_line(event: Mapping[str, Any]) -> bytes:
     """`dumps` followed by a newline, for line-oriented sinks (shared the same way)."""
     cache = _sharing.cache
-    if cache is None:
-        return _encode_line(event)
+    if cache is None:  # _encode_line, without the call
+        try:
+            return orjson.dumps(event, default=_default, option=_FAST_LINE)
+        except (orjson.JSONEncodeError, TypeError):
+            return _dumps_slow(event) + b"\n"
     entry = cache.get(id(event))
     if entry is None or entry[0] is not event:
         line = _encode_line(event)

@@ -192,11 +192,21 @@ def compact_row(event: dict[str, Any]) -> CompactRow:
             return key, name, ts, 0, body
     else:
         return from_legacy(row_for(event))
-    member = _NAMES.get(name) or _name_member(name)
-    cut = start + len(member) + size
-    if body.startswith(member + _OPEN_TIME, start) and body[cut - 2 : cut] == b'",':
-        return key, name, ts, form, body[:start] + body[cut:]
+    head = _HEADS.get(name) or _head(name)  # b'"name":"...","timestamp":"'
+    cut = start + len(head) - len(_OPEN_TIME) + size
+    if body.startswith(head, start) and body[cut - 2 : cut] == b'",':
+        return key, name, ts, form, (b"{" if start == 1 else body[:start]) + body[cut:]
     return key, name, ts, 0, body  # members in another order: the whole encoding
+
+
+_HEADS: dict[str, bytes] = {}  # name -> the name member and the time member's opening
+
+
+def _head(name: str) -> bytes:
+    if len(_HEADS) >= _CACHE_MAX:
+        _HEADS.clear()
+    head = _HEADS[name] = _name_member(name) + _OPEN_TIME
+    return head
 
 
 _OPEN_TIME: Final = b'"timestamp":"'

@@ -8,8 +8,10 @@ STAMP_CONSOLE := $(VENV)/.installed-console
 STAMP_BENCH := $(VENV)/.installed-bench
 STORE ?= events.db
 N ?= 200000
+STORE_N ?= 5000000
+PEERS := build/peers
 
-.PHONY: demo console test lint typecheck pytest test-upstream bench bench-peers bench-backends bench-delivery bench-floors bench-django bench-instructions profile-delivery clean
+.PHONY: demo console test lint typecheck pytest test-upstream bench bench-peers bench-backends bench-delivery bench-floors bench-django bench-instructions bench-store profile-delivery clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +59,19 @@ test-upstream: $(STAMP_TEST)
 
 test: lint typecheck pytest test-upstream
 
-bench: $(STAMP_TEST)
+# The peers of `make bench`, each in its own virtualenv under build/peers/ (the
+# original event-tracking installs the same package name as ours). The floors
+# are bench/peers/floors.py and run in our own virtualenv.
+$(PEERS)/.built: bench/peers/requirements-et.txt bench/peers/requirements-structlog.txt
+	$(PYTHON) -m venv $(PEERS)/et
+	$(PEERS)/et/bin/python -m pip install -q -r bench/peers/requirements-et.txt
+	$(PYTHON) -m venv $(PEERS)/structlog
+	$(PEERS)/structlog/bin/python -m pip install -q -r bench/peers/requirements-structlog.txt
+	touch $@
+
+bench-peers: $(PEERS)/.built
+
+bench: $(STAMP_TEST) $(PEERS)/.built
 	$(BIN)/python bench/run.py --events $(N)
 	$(MAKE) --no-print-directory bench-backends
 	$(MAKE) --no-print-directory bench-delivery
@@ -85,6 +99,11 @@ profile-delivery: $(STAMP_BENCH)
 # Instructions per event under valgrind: ratios that machine noise cannot move (not in `bench`).
 bench-instructions: $(STAMP_TEST)
 	$(BIN)/python bench/instructions.py
+
+# The SQLite store at STORE_N events (5,000,000: a few minutes to build the first
+# time, cached in bench/out/): query speed and bytes per event against JSON lines.
+bench-store: $(STAMP_TEST)
+	$(BIN)/python bench/store_bench.py --events $(STORE_N)
 
 # Django: middleware overhead per request, browser endpoint throughput under wrk.
 bench-django: $(STAMP_TEST)

@@ -10,7 +10,14 @@ ids' millisecond is stretched to 100 ms for the count (the clock is real).
 Instructions are not time (cache misses and branch mispredictions are not
 counted), so this complements `run.py`, it does not replace it.
 
-    .venv/bin/python bench/instructions.py [--events 4000]
+Where emit to JSON lines spends its instructions: ``jsonl`` minus ``null``
+is what the JSON-lines side adds to emit itself (``null``: the tracker and a
+backend that does nothing); ``jsonl-plain`` is the writer called per event,
+without the delivery worker's inline mode and its batches.
+``--annotate`` also prints the C functions that differ most between N and 6N
+events of ``jsonl``, per event (callgrind_annotate).
+
+    .venv/bin/python bench/instructions.py [--events 4000] [--annotate]
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections import Counter
 from pathlib import Path
 
+from references import floor_command
+
 ROOT = Path(__file__).resolve().parent.parent
-PEERS = ROOT.parent / "shared" / "bench"
 
 # One child process per (system, N): builds a tracker (or runs a floor) and emits N events.
 CHILD = r"""
@@ -43,10 +53,13 @@ system, n = sys.argv[1], int(sys.argv[2])
 tmp = Path(tempfile.mkdtemp())
 if system == "validated":
     run.bench_validated(n, tmp)
+elif system == "ten":
+    run.bench_ten_jsonl(n, tmp)
 else:
     backend = {{
         "null": lambda: run.NullBackend(),
         "jsonl": lambda: run.configured(run.JSONLinesBackend, tmp / "events.jsonl"),
+        "jsonl-plain": lambda: run.JSONLinesBackend(tmp / "events.jsonl"),
         "memory": lambda: run.InMemoryBackend(),
         "sqlite": lambda: run.configured(run.SQLiteBackend, tmp / "events.db"),
     }}[system]()
@@ -56,10 +69,10 @@ else:
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def instructions(argv: list[str]) -> int:
+def instructions(argv: list[str], out: str = "/dev/null") -> int:
     env = dict(os.environ, PYTHONHASHSEED="0")
     proc = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -74,41 +87,74 @@ def per_event(argv_for: dict[int, list[str]], n: int) -> float:
     return (instructions(argv_for[6 * n]) - instructions(argv_for[n])) / (5 * n)
 
 
+ANNOTATED = re.compile(r"^\s*([0-9,]+) .*?\s(\S+:\S+)")
+
+
+def by_function(out: str) -> Counter[str]:
+    text = subprocess.run(
+        ["callgrind_annotate", "--threshold=100", "--inclusive=no", out],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        match = ANNOTATED.match(line)
+        if match:
+            counts[match[2].rsplit("/", 1)[-1]] += int(match[1].replace(",", ""))
+    return counts
+
+
+def annotate(argv_for: dict[int, list[str]], n: int, top: int = 15) -> None:
+    """The C functions whose instructions grow most per event between N and 6N events."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {k: f"{tmp}/callgrind.{k}" for k in argv_for}
+        for k, argv in argv_for.items():
+            instructions(argv, files[k])
+        small, large = by_function(files[n]), by_function(files[6 * n])
+    diff = {name: (large[name] - small[name]) / (5 * n) for name in large}
+    print(f"  per event, by C function (self cost; top {top}):")
+    for name, count in sorted(diff.items(), key=lambda item: -item[1])[:top]:
+        print(f"    {count:>8,.0f}  {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=4000)
+    parser.add_argument("--annotate", action="store_true", help="jsonl, by C function")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     n, python = args.events, sys.executable
     child = CHILD.format(bench=str(ROOT / "bench"))
+    systems = ("null", "validated", "jsonl", "jsonl-plain", "memory", "sqlite", "ten")
     ours = {
         system: per_event({k: [python, "-c", child, system, str(k)] for k in (n, 6 * n)}, n)
-        for system in ("null", "validated", "jsonl", "memory", "sqlite")
+        for system in systems
     }
-    floors = {
-        "limit": per_event(
-            {
-                k: [python, str(PEERS / "peers.py"), "limit", f"/tmp/et-ir-{k}.jsonl", str(k)]
-                for k in (n, 6 * n)
-            },
-            n,
-        ),
-        "sqlite-limit": per_event(
-            {
-                k: [python, str(PEERS / "sqlite_limit.py"), f"/tmp/et-ir-{k}.db", str(k)]
-                for k in (n, 6 * n)
-            },
-            n,
-        ),
-    }
+    with tempfile.TemporaryDirectory() as tmp:
+        floors = {
+            floor: per_event(
+                {k: floor_command(floor, Path(tmp) / f"{floor}-{k}", k) for k in (n, 6 * n)}, n
+            )
+            for floor in ("limit", "sqlite-limit", "serialize-once")
+        }
     print(f"instructions per event (callgrind, {n:,} vs {6 * n:,} events)")
     for name, count in {**floors, **ours}.items():
-        print(f"  {name:<12} {count:>9,.0f}")
+        print(f"  {name:<14} {count:>9,.0f}")
     print(f"  jsonl / limit               {ours['jsonl'] / floors['limit']:.2f}x")
     print(f"  sqlite / sqlite-limit       {ours['sqlite'] / floors['sqlite-limit']:.2f}x")
+    print(f"  ten / serialize-once        {ours['ten'] / floors['serialize-once']:.2f}x")
+    side, plain = ours["jsonl"] - ours["null"], ours["jsonl-plain"] - ours["null"]
+    print(
+        f"  jsonl split: emit (tracker, no-op backend) {ours['null']:,.0f}; JSON-lines side "
+        f"(inline delivery, batches of 100 encoded and written) {side:,.0f}; the writer "
+        f"called per event without delivery adds {plain:,.0f}"
+    )
     extra = ours["validated"] - ours["null"]
     print(f"  validation adds             {extra:,.0f} ({extra / ours['null']:.0%} of emit)")
+    if args.annotate:
+        annotate({k: [python, "-c", child, "jsonl", str(k)] for k in (n, 6 * n)}, n)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,14 @@
-"""Benchmark eventtracking against its peers, in one run, on the shared workload.
+"""Benchmark eventtracking against its peers and floors, in one run, on the shared workload.
 
-Workload (see ../shared/bench/peers.py): two nested contexts (outer: user_id,
+Workload (bench/peers/workload.py): two nested contexts (outer: user_id,
 org, course_id; inner: session_id, path), then N events 'navigation.request'
 with {url, n}. Each figure includes the final flush/close, so deferred work
-cannot hide. The peers run first, then ours, so that ratios compare figures
-taken at the same moment on the same (noisy) machine. Every run, ours as the
-peers', is a new process, so none inherits another's heap or collector state.
+cannot hide. The peers (bench/peers/systems.py, in the environments `make
+bench-peers` builds under build/peers/) and the hand-written floors
+(bench/peers/floors.py) run in the same rounds as ours, so that ratios
+compare figures taken at the same moment on the same (noisy) machine. Every
+run, ours as the peers', is a new process, so none inherits another's heap
+or collector state.
 
     .venv/bin/python bench/run.py --events 200000 [--repeat 3] [--skip-peers]
 
@@ -20,15 +23,13 @@ import json
 import logging
 import os
 import platform
-import random
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,20 +41,17 @@ from eventtracking.backends.logger import LoggerBackend
 from eventtracking.backends.sqlite import SQLiteBackend
 from eventtracking.config import build_backends
 from eventtracking.delivery.paths import ENV as JOURNAL_ENV
-from eventtracking.event import new_event_id
 from eventtracking.store import Query
-from eventtracking.store.sqlite import SQLiteStore, row_for
+from eventtracking.store.sqlite import SQLiteStore
 from eventtracking.testing import InMemoryBackend
 from eventtracking.tracker import Tracker
+from peers.workload import INNER, OUTER, URL
+from references import FLOORS, SYSTEMS, missing_peers, run_floor, run_peer
+from store_bench import QUERY_NAME, bench_query
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-OUTER = {"user_id": 10938, "org": "edX", "course_id": "course-v1:edX+DemoX+Demo"}
-INNER = {"session_id": "2987lkjdyoioey", "path": "/some/path"}
-URL = "http://www.edx.org/some/path/%d"
-PEER_LINE = re.compile(r"^(\S+) ([0-9.]+) us/event$")
-
-QUERY_MAX_MS = 50.0
+QUERY_MAX_MS = 50.0  # on the 1,000,000-event store of `make bench`
 
 
 # -- our figures: the shared workload through the public API -------------------------
@@ -102,7 +100,7 @@ def bench_jsonl(n: int, tmp: Path) -> float:
 
 
 def bench_logger(n: int, tmp: Path) -> float:
-    """Set up exactly as peers.py sets up Open edX event-tracking."""
+    """Set up exactly as bench/peers/systems.py sets up Open edX event-tracking 4.0.2."""
     path = tmp / "events.log"
     path.unlink(missing_ok=True)
     handler = logging.FileHandler(path)
@@ -216,7 +214,34 @@ def bench_sqlite(n: int, tmp: Path) -> float:
     return us
 
 
-# system -> (benchmark, peer the ratio is taken against, max ratio, max us/event)
+SINKS = 10  # the serialize-once floor's files
+
+
+def bench_ten_jsonl(n: int, tmp: Path) -> float:
+    """Ten JSONLinesBackends on one tracker, built in code: one encoding, ten writes."""
+    paths = [tmp / f"ten-{k}.jsonl" for k in range(SINKS)]
+    for path in paths:
+        path.unlink(missing_ok=True)
+    tracker = Tracker({f"jsonl{k}": JSONLinesBackend(path) for k, path in enumerate(paths)})
+    us = timed(tracker, n, tracker.close)
+    assert all(count_lines(path) == n for path in paths), "ten jsonl: lines missing"
+    return us
+
+
+def bench_ten_jsonl_configured(n: int, tmp: Path) -> float:
+    """The same ten files as configuration builds them: each behind inline delivery."""
+    paths = [tmp / f"ten-{k}.jsonl" for k in range(SINKS)]
+    for path in paths:
+        path.unlink(missing_ok=True)
+    tracker = Tracker(
+        {f"jsonl{k}": configured(JSONLinesBackend, path) for k, path in enumerate(paths)}
+    )
+    us = timed(tracker, n, tracker.close)
+    assert all(count_lines(path) == n for path in paths), "ten jsonl: lines missing"
+    return us
+
+
+# system -> (benchmark, floor the ratio is taken against, max ratio, max us/event)
 OURS: dict[str, tuple[Callable[[int, Path], float], str, float | None, float | None]] = {
     "ours: JSONLinesBackend": (bench_jsonl, "limit", 2.0, None),
     "ours: LoggerBackend": (bench_logger, "limit", None, None),  # vs event-tracking 4.0.2
@@ -224,29 +249,15 @@ OURS: dict[str, tuple[Callable[[int, Path], float], str, float | None, float | N
     "floor: list of dicts": (bench_memory_floor, "limit", None, None),
     "ours: emit, no-op backend": (bench_null, "limit", None, None),
     "ours: emit + validation": (bench_validated, "limit", None, None),
-    "ours: SQLiteBackend": (bench_sqlite, "sqlite-limit", 1.5, None),
+    "ours: SQLiteBackend": (bench_sqlite, "sqlite-limit", 1.1, None),
+    "ours: 10 JSONLinesBackends": (bench_ten_jsonl, "serialize-once", 1.5, None),
+    "ours: 10 JSONLinesBackends, configured": (
+        bench_ten_jsonl_configured,
+        "serialize-once",
+        None,
+        None,
+    ),
 }
-
-
-# -- peers ------------------------------------------------------------------------------
-
-
-def run_peers(peers_dir: Path, n: int, console: Console) -> dict[str, float]:
-    script = peers_dir / "run-peers.sh"
-    if not script.is_file():
-        console.print(f"[yellow]No peers: {script} is missing; ratios are n/a.[/]")
-        return {}
-    console.print(f"Running peers: {script} {n} (builds venvs under /tmp on first use)")
-    proc = subprocess.run([str(script), str(n)], capture_output=True, text=True, check=False)
-    peers = {}
-    for line in proc.stdout.splitlines():
-        match = PEER_LINE.match(line.strip())
-        if match:
-            peers[match[1]] = float(match[2])
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-        console.print(f"[yellow]run-peers.sh exited with {proc.returncode}:[/]\n{tail}")
-    return peers
 
 
 # Ours against its floor, back to back: each pair runs the floor script and our
@@ -256,32 +267,16 @@ def run_peers(peers_dir: Path, n: int, console: Console) -> dict[str, float]:
 PAIRED = {
     "ours: JSONLinesBackend": "limit",
     "ours: SQLiteBackend": "sqlite-limit",
+    "ours: 10 JSONLinesBackends": "serialize-once",
+    "ours: 10 JSONLinesBackends, configured": "serialize-once",
     "ours: InMemoryBackend": "floor: list of dicts",  # shown; its target is in us
 }
 
 
-def peers_python(peers_dir: Path) -> Path | None:
-    """The interpreter of the peers' venv (with orjson), built by setup-peers.sh."""
-    script = peers_dir / "setup-peers.sh"
-    if not script.is_file():
-        return None
-    proc = subprocess.run([str(script)], capture_output=True, text=True, check=False)
-    lines = proc.stdout.strip().splitlines()
-    python = Path(lines[-1]) / "peers" / "bin" / "python" if lines else None
-    return python if python is not None and python.is_file() else None
-
-
-def run_floor(python: Path, peers_dir: Path, floor: str, n: int, tmp: Path) -> float:
+def reference(floor: str, n: int, tmp: Path) -> float:
     if floor in OURS:  # a floor of run.py's own
         return run_ours(floor, n, tmp)
-    if floor == "limit":
-        cmd = [python, peers_dir / "peers.py", "limit", tmp / "floor.log", str(n)]
-    else:
-        cmd = [python, peers_dir / "sqlite_limit.py", tmp / "floor.db", str(n)]
-    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, check=True)
-    match = PEER_LINE.match(out.stdout.strip().splitlines()[-1])
-    assert match and match[1] == floor, out.stdout
-    return float(match[2])
+    return run_floor(floor, n, tmp)
 
 
 def run_ours(name: str, n: int, tmp: Path) -> float:
@@ -296,17 +291,17 @@ def run_ours(name: str, n: int, tmp: Path) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def paired_ratios(python: Path, peers_dir: Path, n: int, pairs: int, tmp: Path) -> dict[str, Any]:
+def paired_ratios(n: int, pairs: int, tmp: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, floor in PAIRED.items():
         ratios = []
         for i in range(pairs):
             if i % 2 == 0:
-                ref = run_floor(python, peers_dir, floor, n, tmp)
+                ref = reference(floor, n, tmp)
                 ours = run_ours(name, n, tmp)
             else:
                 ours = run_ours(name, n, tmp)
-                ref = run_floor(python, peers_dir, floor, n, tmp)
+                ref = reference(floor, n, tmp)
             ratios.append(ours / ref)
         quartiles = statistics.quantiles(ratios, n=4)
         results[name] = {
@@ -317,96 +312,6 @@ def paired_ratios(python: Path, peers_dir: Path, n: int, pairs: int, tmp: Path) 
             "ratios": ratios,
         }
     return results
-
-
-# -- query: a cached store of realistic events -------------------------------------------
-
-QUERY_START = datetime(2024, 3, 1, tzinfo=UTC)
-QUERY_SPAN = timedelta(days=30)
-QUERY_NAME = "navigation.request"
-NAMES = (  # (name, relative frequency); QUERY_NAME is the most frequent, 30%
-    ("navigation.request", 30), ("edx.ui.lms.link_clicked", 12), ("edx.video.played", 15),
-    ("edx.video.paused", 10), ("problem_check", 10), ("page_close", 7),
-    ("edx.grades.problem.submitted", 6), ("edx.forum.thread.created", 4),
-    ("edx.course.enrollment.activated", 3), ("edx.bi.user.account.authenticated", 3),
-)  # fmt: skip
-STORE_VERSION = 2  # bump when the generated events change, to rebuild cached stores
-
-
-def build_store(path: Path, n: int, console: Console) -> None:
-    rng = random.Random(42)
-    courses = [
-        f"course-v1:{org}+CS{k}+2024" for org in ("edX", "MITx", "HarvardX") for k in range(8)
-    ]
-    sessions = [
-        {
-            "user_id": rng.randint(1, 200_000),
-            "username": f"learner{rng.randint(1, 10**6)}",
-            "org": course.split(":")[1].split("+")[0],
-            "course_id": course,
-            "session_id": f"{rng.getrandbits(128):032x}",
-            "ip": f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}",
-            "agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0",
-            "host": "courses.example.org",
-        }
-        for course in rng.choices(courses, k=20_000)
-    ]
-    names = rng.choices([name for name, _ in NAMES], weights=[w for _, w in NAMES], k=n)
-    step = QUERY_SPAN / n
-
-    def event(i: int) -> dict[str, Any]:
-        session = rng.choice(sessions)
-        context = {**session, "path": f"/courses/{session['course_id']}/courseware/{i % 97}"}
-        data = {"url": URL % i, "n": i, "position": i % 600}
-        timestamp = QUERY_START + step * i
-        return {
-            "id": new_event_id(),
-            "name": names[i],
-            "timestamp": timestamp,
-            "data": data,
-            "context": context,
-        }
-
-    partial = path.with_name(path.name + ".partial")
-    partial.unlink(missing_ok=True)
-    store = SQLiteStore(partial)
-    start = time.perf_counter()
-    for first in range(0, n, 10_000):
-        store.write([row_for(event(i)) for i in range(first, min(n, first + 10_000))])
-    store.close()
-    partial.replace(path)  # a build cut short never passes for a cached store
-    console.print(f"Built {path} ({n:,} events) in {time.perf_counter() - start:.1f} s")
-
-
-def bench_query(n: int, console: Console) -> dict[str, Any]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"query-{n}-v{STORE_VERSION}.db"
-    if path.is_file():
-        console.print(f"Using cached store {path}")
-    else:
-        build_store(path, n, console)
-    since = QUERY_START + QUERY_SPAN / 2
-    query = Query(names=(QUERY_NAME,), since=since, until=since + timedelta(hours=1), limit=None)
-    store = SQLiteStore(path, create=False)
-    try:
-        total = store.count(Query(limit=None))
-        assert total == n, f"{path}: {total} events, expected {n}; delete it to rebuild"
-        result: dict[str, Any] = {"store": str(path), "events": n, "query": repr(query)}
-        runs: tuple[tuple[str, Callable[[Query], Any]], ...] = (
-            ("query", lambda q: len(store.query(q))),
-            ("count", store.count),
-        )
-        for label, run in runs:
-            run(query)  # warm-up
-            times = []
-            for _ in range(7):
-                start = time.perf_counter()
-                rows = run(query)
-                times.append((time.perf_counter() - start) * 1e3)
-            result[label] = {"median_ms": statistics.median(times), "runs_ms": times, "rows": rows}
-    finally:
-        store.close()
-    return result
 
 
 # -- report -----------------------------------------------------------------------------
@@ -423,7 +328,7 @@ def judge(name: str, us: float, peers: dict[str, float], paired: dict[str, Any])
     is judged on.
     """
     peer = OURS[name][1] if name in OURS else name.removeprefix("peer: ")
-    vs = "sqlite-limit" if peer == "sqlite-limit" else "limit"
+    vs = peer if peer in FLOORS else "limit"
     ref = peers.get(vs)
     ratio = us / ref if ref else None
     row: dict[str, Any] = {"system": name, "us": us, "vs": vs, "ratio": ratio}
@@ -455,7 +360,7 @@ def report(
     table = Table(
         title=f"{args.events:,} events; every system: best of {args.repeat} interleaved rounds",
         caption=(
-            "ratio is best vs best, vs `limit` (SQLite rows: vs `sqlite-limit`); paired: "
+            "ratio is best vs best, vs `limit` (or the floor in the target); paired: "
             "median (quartiles) of ratios of back-to-back runs with the floor (InMemoryBackend: "
             "the list of dicts), which a ratio target is judged on; store rows: median of 7"
         ),
@@ -508,7 +413,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--query-events", type=int, default=1_000_000)
-    parser.add_argument("--peers-dir", type=Path, default=ROOT.parent / "shared" / "bench")
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument("--skip-query", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each of ours; best counts")
@@ -528,24 +432,27 @@ def main() -> None:
     load = os.getloadavg()[0]  # a 1-minute average above ~0.5 on 2 cores: expect noise
     console.print(f"load average {load:.2f}" + (" [yellow](busy: noisy)[/]" if load > 0.5 else ""))
     peers: dict[str, float] = {}
+    missing = [] if args.skip_peers else missing_peers()
+    if missing:
+        console.print(f"[yellow]Peers not built: {', '.join(missing)}; run `make bench-peers`.[/]")
     runs: dict[str, list[float]] = {name: [] for name in OURS}
     with tempfile.TemporaryDirectory(prefix="eventtracking-bench-") as tmp:
         # Round-robin, peers included, so a noisy moment hits every system alike;
         # each system's best round counts, for the peers as for ours.
         for round_ in range(args.repeat):
             console.print(f"Round {round_ + 1} of {args.repeat}")
-            if not args.skip_peers:
-                for system, us in run_peers(args.peers_dir.resolve(), args.events, console).items():
-                    peers[system] = min(us, peers.get(system, us))
+            for floor in FLOORS:
+                us = run_floor(floor, args.events, Path(tmp))
+                peers[floor] = min(us, peers.get(floor, us))
+            for system in [] if args.skip_peers else SYSTEMS:
+                if system in missing:
+                    continue
+                us = run_peer(system, args.events, Path(tmp))
+                peers[system] = min(us, peers.get(system, us))
             for name in OURS:
                 runs[name].append(run_ours(name, args.events, Path(tmp)))
-        paired: dict[str, Any] = {}
-        python = None if args.skip_peers else peers_python(args.peers_dir.resolve())
-        if python is not None:
-            console.print(f"Floors paired with ours: {args.pairs} pairs each")
-            paired = paired_ratios(
-                python, args.peers_dir.resolve(), args.events, args.pairs, Path(tmp)
-            )
+        console.print(f"Floors paired with ours: {args.pairs} pairs each")
+        paired = paired_ratios(args.events, args.pairs, Path(tmp))
     # Many short pairs rather than a few long ones: noise on a shared machine
     # comes in bursts, and the median of many pairs steps over them.
     small = min(args.events, 50_000)

@@ -12,6 +12,17 @@ the event once to find each bad value, replaces it with a marked repr
 problem, and counts it under ``serialization.repaired``. In strict mode the
 tracker calls `check(event)` at emit instead, which raises `SerializationError`
 naming the event and the field path.
+
+Encode once: inside a sharing scope (`begin_sharing` ... `end_sharing`,
+opened by a routing backend around a fan-out to two or more backends that
+never change events), `dumps` and `dumps_line` remember the bytes of each
+event object they encode, and return them again for the same object, so ten
+sinks of one event cost one encoding. The bytes can never belong to a changed
+event: the scope lasts one fan-out on one thread, where no caller code runs;
+a processor's branch works on its own copy (another object, so encoded
+afresh); and after any backend that may change events the routing backend
+calls `forget`, which drops every remembered encoding. Outside a scope every
+call encodes.
 """
 
 from __future__ import annotations
@@ -20,8 +31,9 @@ import base64
 import dataclasses
 import datetime as _dt
 import enum
+import threading
 import uuid
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from decimal import Decimal
 from typing import Any, Final
 
@@ -55,20 +67,103 @@ def _default(value: Any) -> Any:
     raise TypeError
 
 
-def dumps(event: Mapping[str, Any]) -> bytes:
-    """Encode `event` as JSON bytes; never raises for a bad value (see module docs)."""
+class _Sharing(threading.local):
+    """This thread's sharing scope: None outside one, else id(event) -> [event, body, line]."""
+
+    cache: dict[int, list[Any]] | None = None
+
+
+_sharing: Final = _Sharing()
+
+
+def begin_sharing() -> None:
+    """Open a sharing scope on this thread (see module docs); a new scope starts empty.
+
+    Call `end_sharing` in a ``finally``. Scopes do not nest: an inner fan-out
+    that opens one ends sharing for the rest of the outer one, which then
+    encodes each event again (correct, only slower).
+    """
+    _sharing.cache = {}
+
+
+def end_sharing() -> None:
+    """Close this thread's sharing scope: every call encodes again."""
+    _sharing.cache = None
+
+
+def forget() -> None:
+    """Drop the encodings remembered in this thread's scope (after a backend that may
+    have changed the event); the scope stays open."""
+    if _sharing.cache is not None:
+        _sharing.cache = {}
+
+
+def _encode(event: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(event, default=_default, option=_FAST)
     except (orjson.JSONEncodeError, TypeError):
         return _dumps_slow(event)
 
 
-def dumps_line(event: Mapping[str, Any]) -> bytes:
-    """`dumps` followed by a newline, for line-oriented sinks."""
+def _encode_line(event: Mapping[str, Any]) -> bytes:
     try:
         return orjson.dumps(event, default=_default, option=_FAST_LINE)
     except (orjson.JSONEncodeError, TypeError):
         return _dumps_slow(event) + b"\n"
+
+
+def dumps(event: Mapping[str, Any]) -> bytes:
+    """Encode `event` as JSON bytes; never raises for a bad value (see module docs).
+
+    Inside a sharing scope, the same event object gives the same bytes object.
+    """
+    cache = _sharing.cache
+    if cache is None:  # _encode, without the call: the path of every single sink
+        try:
+            return orjson.dumps(event, default=_default, option=_FAST)
+        except (orjson.JSONEncodeError, TypeError):
+            return _dumps_slow(event)
+    entry = cache.get(id(event))
+    if entry is None or entry[0] is not event:
+        body = _encode(event)
+        cache[id(event)] = [event, body, None]  # holds `event`: its id is not reused
+        return body
+    body = entry[1]
+    if body is None:
+        body = entry[1] = entry[2][:-1]
+    return body  # type: ignore[no-any-return]
+
+
+def dumps_line(event: Mapping[str, Any]) -> bytes:
+    """`dumps` followed by a newline, for line-oriented sinks (shared the same way)."""
+    cache = _sharing.cache
+    if cache is None:  # _encode_line, without the call
+        try:
+            return orjson.dumps(event, default=_default, option=_FAST_LINE)
+        except (orjson.JSONEncodeError, TypeError):
+            return _dumps_slow(event) + b"\n"
+    entry = cache.get(id(event))
+    if entry is None or entry[0] is not event:
+        line = _encode_line(event)
+        cache[id(event)] = [event, None, line]
+        return line
+    line = entry[2]
+    if line is None:
+        line = entry[2] = entry[1] + b"\n"
+    return line  # type: ignore[no-any-return]
+
+
+def dumps_lines(events: Iterable[Mapping[str, Any]]) -> bytes:
+    """`dumps_line` of each event, joined: the lines of a batch, for line-oriented sinks."""
+    if _sharing.cache is None:
+        # One loop in C-speed calls; any event that needs a fallback sends the
+        # whole batch the slower way, event by event.
+        encode, default, option = orjson.dumps, _default, _FAST_LINE
+        try:
+            return b"".join([encode(event, default=default, option=option) for event in events])
+        except (orjson.JSONEncodeError, TypeError):
+            pass
+    return b"".join([dumps_line(event) for event in events])
 
 
 def _dumps_slow(event: Mapping[str, Any]) -> bytes:

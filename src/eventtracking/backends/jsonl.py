@@ -33,12 +33,14 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import contains
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from .. import diagnostics
 from ..registry.registry import unseen_metadata
-from ..serialization import dumps_line, loads
+from ..serialization import dumps_line, dumps_lines, loads
 
 
 class JSONLinesBackend:
@@ -48,6 +50,9 @@ class JSONLinesBackend:
     Its buffer is its own too: flush before ``os.fork()``, as the delivery
     worker's ``inline`` mode does (see the module docs).
     """
+
+    # Never changes an event: siblings may share its encoding (routing module docs).
+    leaves_events_unchanged: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -111,19 +116,31 @@ class JSONLinesBackend:
 
     def send(self, event: dict[str, Any]) -> None:
         """Append `event` as one line."""
-        line = dumps_line(event)
-        lock = self._lock
-        lock.acquire()  # not `with`: its special-method lookups cost more than the write
-        try:
-            if self._plain and "meta" not in event:
-                self._file.write(line)  # the common case: nothing to rotate, flush or describe
+        self.send_line(event, dumps_line(event))
+
+    def send_line(self, event: dict[str, Any], line: bytes) -> None:
+        """`send` for a caller that already holds ``dumps_line(event)`` (a sharing fan-out)."""
+        if self._plain and "meta" not in event:
+            # The common case: nothing to rotate, flush or describe. The buffered
+            # file takes its own lock for each write, so a line is never split and
+            # this lock is not needed. A close() in between makes the write fail:
+            # the locked path below then says the backend is closed.
+            try:
+                self._file.write(line)
                 return
+            except ValueError:
+                pass
+        with self._lock:
             self._append([event], [line])
-        finally:
-            lock.release()
 
     def send_batch(self, events: list[dict[str, Any]]) -> None:
         """Append several events with one write."""
+        if not any(map(contains, events, repeat("meta"))):  # nothing to describe first
+            data = dumps_lines(events)
+            with self._lock:
+                self._prepare()
+                self._write(data)
+            return
         lines = [dumps_line(event) for event in events]
         with self._lock:
             self._append(events, lines)
@@ -131,14 +148,23 @@ class JSONLinesBackend:
     def _append(self, events: list[dict[str, Any]], lines: list[bytes]) -> None:
         # Called with the lock held: rotate first, so that metadata lines land
         # in the file their events go to.
+        self._prepare()
+        self._write(
+            b"".join(
+                self._metadata_lines(event) + line if "meta" in event else line
+                for event, line in zip(events, lines, strict=True)
+            )
+        )
+
+    def _prepare(self) -> None:
+        # With the lock held, before a write: refuse after close, rotate when due.
         if self._closed:
             raise RuntimeError(f"JSONLinesBackend({str(self.path)!r}) is closed")
         if self._rotating and self._due_for_rotation():
             self._rotate()
-        data = b"".join(
-            self._metadata_lines(event) + line if "meta" in event else line
-            for event, line in zip(events, lines, strict=True)
-        )
+
+    def _write(self, data: bytes) -> None:
+        # With the lock held, after _prepare: one write.
         self._file.write(data)
         self._size += len(data)
         if self.autoflush:

@@ -13,6 +13,13 @@ make is ever seen by the caller or by a sibling branch of the tree (the
 guarantee Open edX gives with `copy.deepcopy`; `isolated_copy` gives it at a
 fraction of the cost for JSON-like events). Backends must not change events.
 
+Encode once: when two or more backends declare ``leaves_events_unchanged =
+True`` (ours that write JSON do), the fan-out runs inside a sharing scope
+of `eventtracking.serialization`, so they all write the bytes of one
+encoding; after each backend that does not declare it, the remembered
+encodings are dropped (it may have changed the event). Such a routing
+backend is not `direct`: the tracker calls its `send`.
+
 Log lines are Open edX's, on the logger ``eventtracking.backends.routing``;
 failures are also counted (``backend.<name>.errors``, ``processor.errors``)
 in the routing backend's own `counters`, which `Tracker.stats()` sums over
@@ -31,7 +38,7 @@ from datetime import time as clock_time
 from decimal import Decimal
 from typing import Any, Final
 
-from .. import diagnostics
+from .. import diagnostics, serialization
 from ..logsafe import safe_logger
 from ..processors.exceptions import (
     EventEmissionExit,
@@ -121,6 +128,31 @@ class _Backends(dict[str, Any]):
 _ROUTING_METHODS: Final = ("send", "send_to_backends", "process_event")
 
 
+def leaves_events_unchanged(backend: Any) -> bool:
+    """True if `backend` declares that it never changes the events it is given.
+
+    A delivery backend answers for the backend it wraps: in its inline mode
+    the wrapped backend writes during `send`.
+    """
+    from ..delivery.worker import DeliveryBackend  # imported late: delivery imports backends
+
+    if isinstance(backend, DeliveryBackend):
+        backend = backend.backend
+    return getattr(backend, "leaves_events_unchanged", False) is True
+
+
+# A sharing fan-out's routes: (name, backend, True if the backend may change
+# events, True if it takes the encoded line: ``send_line(event, line)``).
+SharedRoutes = tuple[tuple[str, Any, bool, bool], ...]
+
+
+def _shared_route(name: str, backend: Any) -> tuple[str, Any, bool, bool]:
+    unchanged = leaves_events_unchanged(backend)
+    # send_line is used unless `send` is replaced on the instance, which needs a __dict__.
+    takes_line = hasattr(type(backend), "send_line") and hasattr(backend, "__dict__")
+    return name, backend, not unchanged, unchanged and takes_line
+
+
 class RoutingBackend:
     """Run processors, then fan out to backends; nest routing backends to form trees.
 
@@ -141,6 +173,7 @@ class RoutingBackend:
         self._lock = threading.Lock()
         self.counters = diagnostics.Counters()  # this tree's failures (Tracker.stats)
         self._routes: tuple[tuple[str, Any], ...] = ()
+        self._shared: SharedRoutes | None = None  # see _reroute
         self._backends = _Backends({}, self)
         self._processors: list[Processor] = []
         if backends is not None:
@@ -160,7 +193,8 @@ class RoutingBackend:
         object.__setattr__(
             self,
             "direct",
-            all(
+            getattr(self, "_shared", None) is None
+            and all(
                 getattr(getattr(self, method), "__func__", None) is getattr(RoutingBackend, method)
                 for method in _ROUTING_METHODS
             ),
@@ -205,6 +239,11 @@ class RoutingBackend:
                 dict.clear(backends)
                 dict.update(backends, ordered)
             self._routes = tuple(ordered)
+            # Two or more backends that leave events unchanged share one encoding.
+            shared = tuple(_shared_route(name, backend) for name, backend in ordered)
+            sharing = sum(not route[2] for route in shared) >= 2
+            self._shared = shared if sharing else None
+        self._update_direct()
 
     def register_backend(self, name: str, backend: Any) -> None:
         """Add a backend; backends are called in sorted-name order."""
@@ -256,11 +295,38 @@ class RoutingBackend:
 
     def send_to_backends(self, event: Any) -> None:
         """Send `event` to each backend in order; a failing backend is logged and counted."""
+        shared = self._shared
+        if shared is not None:
+            self._send_shared(shared, event)
+            return
         for name, backend in self._routes:
             try:
                 backend.send(event)
             except Exception as exc:
                 self.backend_failed(name, event, exc)
+
+    def _send_shared(self, shared: SharedRoutes, event: Any) -> None:
+        # One encoding for every backend that leaves events unchanged; a backend
+        # that takes the line gets it passed (unless its `send` was replaced on
+        # the instance, which must then be called).
+        serialization.begin_sharing()
+        try:
+            line = None
+            for name, backend, may_change, takes_line in shared:
+                try:
+                    if takes_line and "send" not in backend.__dict__:
+                        if line is None:
+                            line = serialization.dumps_line(event)
+                        backend.send_line(event, line)
+                    else:
+                        backend.send(event)
+                except Exception as exc:
+                    self.backend_failed(name, event, exc)
+                if may_change:
+                    serialization.forget()
+                    line = None
+        finally:
+            serialization.end_sharing()
 
     def backend_failed(self, name: str, event: Any, exc: BaseException) -> None:
         """Count and log a failed send to `name` with Open edX's log lines (call in `except`)."""
@@ -295,19 +361,31 @@ class RoutingBackend:
                 continue
         if not survivors:
             return
-        for name, backend in self._routes:
-            try:
-                send_batch = getattr(backend, "send_batch", None)
-                if send_batch is not None:
-                    send_batch(survivors)
-                else:
-                    for event in survivors:
-                        backend.send(event)
-            except Exception:
-                self.counters.increment(f"backend.{name}.errors")
-                LOG.exception(
-                    "Unable to send a batch of %d events to backend: %s", len(survivors), name
-                )
+        shared = self._shared
+        if shared is not None:
+            serialization.begin_sharing()
+        try:
+            for name, backend, may_change, _ in shared or self._plain_routes():
+                try:
+                    send_batch = getattr(backend, "send_batch", None)
+                    if send_batch is not None:
+                        send_batch(survivors)
+                    else:
+                        for event in survivors:
+                            backend.send(event)
+                except Exception:
+                    self.counters.increment(f"backend.{name}.errors")
+                    LOG.exception(
+                        "Unable to send a batch of %d events to backend: %s", len(survivors), name
+                    )
+                if may_change:
+                    serialization.forget()
+        finally:
+            if shared is not None:
+                serialization.end_sharing()
+
+    def _plain_routes(self) -> SharedRoutes:
+        return tuple((name, backend, False, False) for name, backend in self._routes)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Flush every backend within one shared deadline; True if all finished."""

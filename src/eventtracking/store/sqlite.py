@@ -1,21 +1,16 @@
 """The embedded SQLite store: schema, batched idempotent writes and the read API.
 
-Layout (schema version 3): one row per event with its name, time in integer
-microseconds (UTC), a 16-byte key from its id, and its JSON without the
-members those columns hold (`sqlite_rows`: the store is about as large as
-the same events written as JSON lines; reading rebuilds each event's JSON in
-SQLite). One unique index on (name, time, key) does two jobs: it serves the
-queries (time-only queries skip-scan it, see _PLANNER_HINT), and it makes
-writes idempotent, since a re-delivered event carries the same id (or, without
-one, the same content), name and time, so at-least-once delivery never shows a
-duplicate. One index instead of two makes each insert cheaper. The rowid gives
-insertion order for `tail` and `follow`. WAL mode lets readers run while a
-writer writes.
+Layout: one row per event with the event id, name, time in integer
+microseconds (UTC) and the whole event as JSON. One unique index on
+(name, time, id) does two jobs: it serves the queries (time-only queries
+skip-scan it, see _PLANNER_HINT), and it makes writes idempotent, since a
+re-delivered event carries the same id, name and time, so at-least-once
+delivery never shows a duplicate. One index instead of two makes each insert
+cheaper. The rowid gives insertion order for `tail` and `follow`. WAL mode
+lets readers run while a writer writes.
 
-Stores made before schema version 3 keep their layout (version 2: a text id
-and the whole JSON; version 1: also a unique id column and a (name, time)
-index); they are read and written the same way, with the same API. A store
-made by a newer version is refused with a StoreError that says so.
+Stores made before schema version 2 keep their layout (a unique id column
+and a (name, time) index); they are read and written the same way.
 """
 
 from __future__ import annotations
@@ -34,20 +29,54 @@ from ..registry.model import TypeVersion
 from ..serialization import loads
 from . import Query, describe_event
 from .rows import _typed, from_micros, row_for, to_micros, type_row
-from .sqlite_rows import CompactRow, compact_row, event_json, events_of, from_legacy
-from .sqlite_schema import (
-    CHUNK_SIZES,
-    EVENTS,
-    INSERT_COMPACT,
-    INSERT_ROWS,
-    PLANNER_HINT,
-    SCHEMA,
-    SCHEMA_VERSION,
-)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_micros", "row_for", "to_micros", "type_row"]
 
+SCHEMA_VERSION: Final = 2
+
+_EVENTS: Final = """
+CREATE TABLE events (
+    seq  INTEGER PRIMARY KEY,
+    id   TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ts   INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX events_name_ts_id ON events (name, ts, id);
+"""
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS et_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS et_types (
+    id            TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    registered_at TEXT,
+    body          BLOB NOT NULL
+);
+"""
+
+# There is no separate index on ts: each index costs every insert, and a
+# time-only query can skip-scan (name, ts, id) because there are few names.
+# SQLite plans a skip-scan only when its statistics say names repeat, so a new
+# store gets this hint (as if ANALYZE had seen ~100 names); a real ANALYZE
+# replaces it.
+_PLANNER_HINT: Final = (
+    "INSERT INTO sqlite_stat1 (tbl, idx, stat) "
+    "SELECT 'events', 'events_name_ts_id', '1000000 10000 1 1' "
+    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE idx = 'events_name_ts_id')"
+)
+
+
 _TABLE_EXISTS: Final = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+
+# Rows per INSERT statement, largest first; each size's statement, built once.
+_CHUNK_SIZES: Final = (256, 64, 16, 4, 1)
+_INSERT_ROWS: Final = {
+    size: "INSERT OR IGNORE INTO events (id, name, ts, body) VALUES "
+    + ",".join(["(?, ?, ?, ?)"] * size)
+    for size in _CHUNK_SIZES
+}
 
 
 class SQLiteStore:
@@ -85,12 +114,11 @@ class SQLiteStore:
                     self._db.execute("PRAGMA page_size=16384")
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                if not self._has_table("events") and not self._has_table("et_events"):
-                    self._db.executescript(EVENTS)
-                self._db.executescript(SCHEMA)
+                if not self._has_table("events"):
+                    self._db.executescript(_EVENTS)
+                self._db.executescript(_SCHEMA)
                 self._db.execute("ANALYZE sqlite_schema")  # creates sqlite_stat1
-                table = "et_events" if self._has_table("et_events") else "events"
-                self._db.execute(PLANNER_HINT, (table,))
+                self._db.execute(_PLANNER_HINT)
                 self._db.execute("ANALYZE sqlite_schema")  # makes this connection read it
                 self._db.execute(
                     "INSERT OR IGNORE INTO et_meta (key, value) VALUES ('schema_version', ?)",
@@ -102,19 +130,9 @@ class SQLiteStore:
         except StoreError:
             self._db.close()
             raise
-        try:
-            # Stores made before version 3 keep their layout (module docs).
-            self.compact = self._has_table("et_events")
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise StoreError(f"{self.path}: not a readable event store: {exc}") from exc
-        # What a read selects to rebuild each event with `event_json`.
-        self._event = "form, name, ts, body" if self.compact else "0, name, ts, body"
-        self._inserts = INSERT_COMPACT if self.compact else INSERT_ROWS
-        # Rows per INSERT: 256 where SQLite allows 1,280 parameters per statement.
+        # Rows per INSERT: 256 where SQLite allows 1,024 parameters per statement.
         params = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        width = 5 if self.compact else 4
-        self._chunk_sizes = tuple(size for size in CHUNK_SIZES if size * width <= params)
+        self._chunk_sizes = tuple(size for size in _CHUNK_SIZES if size * 4 <= params)
         self._lock = threading.Lock()
 
     def _check_header(self) -> None:
@@ -132,60 +150,24 @@ class SQLiteStore:
         return self._db.execute(_TABLE_EXISTS, (name,)).fetchone() is not None
 
     def _check_schema(self) -> None:
-        events = self._has_table("events") or self._has_table("et_events")
-        if not events or not self._has_table("et_meta"):
+        if not self._has_table("events") or not self._has_table("et_meta"):
             raise StoreError(
                 f"{self.path}: is a SQLite file but not an event store (no events table); "
                 "choose another path"
             )
-        row = self._db.execute("SELECT value FROM et_meta WHERE key = 'schema_version'").fetchone()
-        if row is not None and str(row[0]).isdigit() and int(row[0]) > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: made by a newer eventtracking (store version {row[0]}, this one "
-                f"reads up to {SCHEMA_VERSION}); upgrade event-tracking to open it"
-            )
 
     # -- writing -------------------------------------------------------------
-
-    def write_events(
-        self, events: Iterable[dict[str, Any]], types: Iterable[TypeVersion] = ()
-    ) -> int:
-        """Store `events` (and the documentation versions they refer to) in one transaction.
-
-        Events already stored (same id, or same content without one) are
-        skipped. Returns how many were new.
-        """
-        return self.write_rows(self.rows_for(events), types)
-
-    def rows_for(
-        self, events: Iterable[dict[str, Any]]
-    ) -> list[tuple[str, str, int, bytes]] | list[CompactRow]:
-        """The rows that store `events` in this store's layout, for `write_rows`."""
-        if self.compact:
-            return [compact_row(event) for event in events]
-        return [row_for(event) for event in events]
 
     def write(
         self,
         rows: list[tuple[str, str, int, bytes]],
         types: Iterable[TypeVersion] = (),
     ) -> int:
-        """Insert `row_for` rows (and the documentation versions they refer to) in one
-        transaction; `write_events` is the faster way from events.
+        """Insert rows (and the documentation versions they refer to) in one transaction.
 
         Rows and versions whose id is already stored are skipped. Returns how
         many event rows were new.
         """
-        if self.compact:
-            return self.write_rows([from_legacy(row) for row in rows], types)
-        return self.write_rows(rows, types)
-
-    def write_rows(
-        self,
-        rows: list[tuple[str, str, int, bytes]] | list[CompactRow],
-        types: Iterable[TypeVersion] = (),
-    ) -> int:
-        """Insert rows made by `rows_for` in one transaction (see `write`)."""
         type_rows = [type_row(version) for version in types]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -203,7 +185,7 @@ class SQLiteStore:
             self._db.execute("COMMIT")
             return added
 
-    def _insert(self, rows: list[tuple[str, str, int, bytes]] | list[CompactRow]) -> int:
+    def _insert(self, rows: list[tuple[str, str, int, bytes]]) -> int:
         # Several rows per INSERT statement: SQLite does the same work, but the
         # per-row round trips of executemany cost about a third of a batch.
         # Statements come in a few fixed sizes, so all of them stay prepared.
@@ -213,7 +195,7 @@ class SQLiteStore:
             while left >= size:
                 chunk = rows[start : start + size]
                 cursor = self._db.execute(
-                    self._inserts[size], list(itertools.chain.from_iterable(chunk))
+                    _INSERT_ROWS[size], list(itertools.chain.from_iterable(chunk))
                 )
                 added += cursor.rowcount
                 start, left = start + size, left - size
@@ -270,10 +252,8 @@ class SQLiteStore:
 
     def latest(self, name: str) -> dict[str, Any] | None:
         """The most recent stored event named `name`, or None."""
-        rows = self._read(
-            f"SELECT {self._event} FROM events WHERE name = ? ORDER BY ts DESC LIMIT 1", [name]
-        )
-        return loads(event_json(*rows[0])) if rows else None
+        rows = self._read("SELECT body FROM events WHERE name = ? ORDER BY ts DESC LIMIT 1", [name])
+        return loads(rows[0][0]) if rows else None
 
     @property
     def _has_types(self) -> bool:
@@ -318,11 +298,11 @@ class SQLiteStore:
         """Events matching `query`, oldest first unless ``newest_first``."""
         where, params = self._where(query)
         order = "DESC" if query.newest_first else "ASC"
-        sql = f"SELECT {self._event} FROM events{where} ORDER BY ts {order}, seq {order}"
+        sql = f"SELECT body FROM events{where} ORDER BY ts {order}, seq {order}"
         if query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
-        return events_of(self._read(sql, params))
+        return [loads(body) for (body,) in self._read(sql, params)]
 
     def count(self, query: Query) -> int:
         """How many events match `query` (its limit is ignored)."""
@@ -332,20 +312,20 @@ class SQLiteStore:
 
     def tail(self, n: int = 10) -> list[dict[str, Any]]:
         """The last `n` events stored, oldest first."""
-        rows = self._read(f"SELECT {self._event} FROM events ORDER BY seq DESC LIMIT ?", [n])
-        return events_of(reversed(rows))
+        rows = self._read("SELECT body FROM events ORDER BY seq DESC LIMIT ?", [n])
+        return [loads(body) for (body,) in reversed(rows)]
 
     def follow(self, poll_interval: float = 0.5, n: int = 10) -> Iterator[dict[str, Any]]:
         """Yield the last `n` events, then every event stored afterwards, forever.
 
         The starting point is fixed when `follow` is called, not on the first `next()`.
         """
-        rows = self._read(f"SELECT seq, {self._event} FROM events ORDER BY seq DESC LIMIT ?", [n])
+        rows = self._read("SELECT seq, body FROM events ORDER BY seq DESC LIMIT ?", [n])
         if rows:
             last = int(rows[0][0])
         else:
             last = int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", [])[0][0])
-        history = events_of(row[1:] for row in reversed(rows))
+        history = [loads(body) for _, body in reversed(rows)]
         return self._follow(history, last, poll_interval)
 
     def _follow(
@@ -354,12 +334,11 @@ class SQLiteStore:
         yield from history
         while True:
             rows = self._read(
-                f"SELECT seq, {self._event} FROM events WHERE seq > ? ORDER BY seq LIMIT 1000",
-                [last],
+                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 1000", [last]
             )
-            for seq, *row in rows:
+            for seq, body in rows:
                 last = seq
-                yield loads(event_json(*row))
+                yield loads(body)
             if not rows:
                 time.sleep(poll_interval)
 

@@ -388,10 +388,11 @@ def test_a_kept_alive_connection_the_server_closed_is_opened_again() -> None:
 def test_a_batch_body_is_the_array_of_each_events_dumps_bytes() -> None:
     from decimal import Decimal
 
-    from eventtracking.backends._batches import json_array
+    from eventtracking.serialization import dumps_array
 
     native = [make_event(n, tags=["a", "b"], ratio=0.5, at=datetime(2026, 1, 1)) for n in range(3)]
     others = [make_event(0, price=Decimal("1.10"), seen={3, 1}, raw=b"\x00\x01")]
-    for events in (native, others, native + others, []):
-        assert json_array(events) == b"[" + b",".join(dumps(e) for e in events) + b"]"
-    assert loads(json_array(others))[0]["data"]["price"] == "1.10"  # converted by the one encoder
+    int_keys = [{"name": "k", "data": {1: "one"}}]  # dumps' slower path (non-string keys)
+    for events in (native, others, native + others, int_keys, native + int_keys, []):
+        assert dumps_array(events) == b"[" + b",".join(dumps(e) for e in events) + b"]"
+    assert loads(dumps_array(others))[0]["data"]["price"] == "1.10"  # converted by the one encoder

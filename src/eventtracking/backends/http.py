@@ -39,8 +39,8 @@ from urllib.parse import urlsplit
 
 from .._version import __version__
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
-from ..serialization import dumps
-from ._batches import chunks, json_array
+from ..serialization import dumps, dumps_array
+from ._batches import chunks
 from ._http_direct import DirectConnection, Reply, applies
 
 try:
@@ -358,7 +358,7 @@ class HTTPBackend:
         if self.transport.closed:
             raise RuntimeError(f"HTTPBackend({self.transport.where!r}) is closed")
         if self.max_batch_bytes is None and len(events) <= self.batch_size:
-            self.transport.post(json_array(events))  # one request: the common case
+            self.transport.post(dumps_array(events))  # one request: the common case
             return
         encoded = [dumps(event) for event in events]
         for run in chunks(encoded, self.batch_size, self.max_batch_bytes):

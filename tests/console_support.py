@@ -9,7 +9,6 @@ ASGI app under uvicorn on a free 127.0.0.1 port in a thread.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import threading
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import service_unavailable
+from browser_support import chromium
 from services import pg_table, require_driver, table_url
 
 require_driver("starlette", "console")
@@ -156,43 +155,8 @@ def console_over(location: str, **options: Any) -> Iterator[Console]:
         console.close()
 
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 @pytest.fixture
 def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Headless Chromium through Debian's chromedriver (skips, or fails in CI, without it)."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        service_unavailable(
-            "chromium",
-            "chromium and chromedriver must be on PATH (apt-get install chromium chromium-driver)",
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as exc:
-        service_unavailable("selenium", f"{exc}; pip install -e '.[test]'")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    options.add_argument("--window-size=1280,900")
-    browser = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
-    browser.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path / "profile", monkeypatch, "--window-size=1280,900") as browser:
         yield browser
-    finally:
-        browser.quit()

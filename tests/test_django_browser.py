@@ -10,7 +10,6 @@ Without Chromium or its driver the tests skip (fail when
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from django.test import Client
 os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 
 import django_support  # noqa: F401  (configures Django)
-from conftest import service_unavailable
+from browser_support import chromium
 from django_support import install
 from django_testapp import views as testapp_views
 from eventtracking.django.context import hash_session
@@ -32,44 +31,11 @@ from eventtracking.store.sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture
 def driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        service_unavailable(
-            "chromium",
-            "chromium and chromedriver must be on PATH (apt-get install chromium chromium-driver)",
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError as exc:
-        service_unavailable("selenium", f"{exc}; pip install -e '.[test]'")
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    browser = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
-    browser.set_page_load_timeout(30)
-    try:
+    with chromium(tmp_path / "profile", monkeypatch) as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 @pytest.fixture

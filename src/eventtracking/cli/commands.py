@@ -37,7 +37,7 @@ from .render import clock, console, line, projected, table, when
 from .serve import serve_command
 from .stats import stats_command
 from .store_option import opened, store_option
-from .times import TIME_HELP, time_option
+from .times import since_option, until_option
 
 
 def _time_range(store: EventStore) -> list[dict[str, Any]]:
@@ -125,8 +125,8 @@ def demo_command(store_path: str, n_events: int, seed: int | None) -> None:
     metavar="GLOB",
     help="Event name or glob.",
 )
-@click.option("--since", callback=time_option, metavar="TIME", help=f"At or after: {TIME_HELP}.")
-@click.option("--until", callback=time_option, metavar="TIME", help="Before (same formats).")
+@since_option
+@until_option
 @click.option(
     "--context",
     "contexts",

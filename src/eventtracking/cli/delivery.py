@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -29,7 +28,8 @@ from ..delivery.retry import RetryPolicy
 from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
 from ..store import Query
 from .progress import progress_bar, stderr_console, stored_total
-from .times import time_option
+from .store_option import open_for_command
+from .times import since_option, until_option
 
 DEAD_LETTERS_ENV: Final = "EVENTTRACKING_DEAD_LETTERS"
 JOURNAL_ENV: Final = ENV
@@ -45,18 +45,8 @@ def _stamp(seconds: float | None) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-@contextmanager
-def _dead_letters(location: str) -> Iterator[DeadLetterStore]:
-    try:
-        store = DeadLetterStore(location, create=False)
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        yield store
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        store.close()
+def _dead_letters(location: str) -> AbstractContextManager[DeadLetterStore]:
+    return open_for_command(lambda: DeadLetterStore(location, create=False))
 
 
 def _replayer(target: str, retries: int, batch: int, rate: float | None) -> Replayer:
@@ -234,8 +224,8 @@ def replayer_close(replayer: Replayer) -> None:
 )
 @target_option
 @click.option("--name", "names", multiple=True, metavar="GLOB", help="Event name or glob.")
-@click.option("--since", callback=time_option, metavar="TIME", help="At or after this time.")
-@click.option("--until", callback=time_option, metavar="TIME", help="Before this time.")
+@since_option
+@until_option
 @click.option("--dry-run", is_flag=True, help="Count what would be sent; send nothing.")
 @rate_option
 @retries_option

@@ -21,7 +21,7 @@ from .delivery import JOURNAL_ENV, show_delivery_stats
 from .filters import names_option
 from .render import clock, console, iso
 from .store_option import opened, store_option
-from .times import TIME_HELP, time_option
+from .times import since_option, until_option
 
 STEPS: Final = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 AUTO_HOURS: Final = 48  # longer ranges are charted per day unless --by hour is given
@@ -77,8 +77,8 @@ def _auto_step(
     metavar="GLOB",
     help="Count only these names or globs (repeatable).",
 )
-@click.option("--since", callback=time_option, metavar="TIME", help=f"At or after: {TIME_HELP}.")
-@click.option("--until", callback=time_option, metavar="TIME", help="Before (same formats).")
+@since_option
+@until_option
 @click.option(
     "--by",
     "step",

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Final
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Final, Protocol, TypeVar
 
 import click
 
 from ..exceptions import StoreError
 from ..store import EventStore, open_store
+
+
+class _Closes(Protocol):
+    def close(self) -> None: ...
+
+
+Closable = TypeVar("Closable", bound=_Closes)
 
 DEFAULT_STORE: Final = "events.db"
 STORE_ENV: Final = "EVENTTRACKING_STORE"
@@ -25,10 +32,10 @@ store_option = click.option(
 
 
 @contextmanager
-def opened(location: str) -> Iterator[EventStore]:
-    """Open the store at `location` for reading; StoreError becomes a ClickException."""
+def open_for_command(open_: Callable[[], Closable]) -> Iterator[Closable]:
+    """Open with `open_` and close at the end; a StoreError becomes a ClickException."""
     try:
-        store = open_store(location)
+        store = open_()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -37,3 +44,8 @@ def opened(location: str) -> Iterator[EventStore]:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
+
+
+def opened(location: str) -> AbstractContextManager[EventStore]:
+    """Open the store at `location` for reading; StoreError becomes a ClickException."""
+    return open_for_command(lambda: open_store(location))

@@ -41,3 +41,12 @@ def time_option(ctx: click.Context, param: click.Parameter, value: str | None) -
         return parse_time(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
+
+
+# The two options every command that reads a time range takes.
+since_option = click.option(
+    "--since", callback=time_option, metavar="TIME", help=f"At or after: {TIME_HELP}."
+)
+until_option = click.option(
+    "--until", callback=time_option, metavar="TIME", help="Before (same formats)."
+)

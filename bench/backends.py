@@ -55,12 +55,11 @@ from eventtracking.delivery.configure import NO_SETTING, deliver
 from eventtracking.delivery.paths import ENV
 from eventtracking.testing import InMemoryBackend
 from eventtracking.tracker import Tracker
+from peers.workload import INNER, OUTER, URL
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-OUTER = {"user_id": 10938, "org": "edX", "course_id": "course-v1:edX+DemoX+Demo"}
-INNER = {"session_id": "2987lkjdyoioey", "path": "/some/path"}
-URL = "http://www.edx.org/some/path/%d"
+
 MAX_RATIO = 1.5
 DELIVERED = "emit through the default delivery, "
 console = Console()

@@ -52,13 +52,11 @@ from eventtracking.exceptions import RetryableError
 from eventtracking.store import Query
 from eventtracking.store.sqlite import SQLiteStore
 from eventtracking.tracker import Tracker
+from peers.workload import INNER, NAME, OUTER, URL
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-OUTER = {"user_id": 10938, "org": "edX", "course_id": "course-v1:edX+DemoX+Demo"}
-INNER = {"session_id": "2987lkjdyoioey", "path": "/some/path"}
-URL = "http://www.edx.org/some/path/%d"
-NAME = "navigation.request"
+
 P99_DOWN_MAX_US = 20.0
 DURABLE_MAX_RATIO = 2.0
 RSS_MAX_MB = 50.0

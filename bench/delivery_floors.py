@@ -40,12 +40,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from peers.workload import INNER, NAME, OUTER, URL
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-OUTER = {"user_id": 10938, "org": "edX", "course_id": "course-v1:edX+DemoX+Demo"}
-INNER = {"session_id": "2987lkjdyoioey", "path": "/some/path"}
-URL = "http://www.edx.org/some/path/%d"
-NAME = "navigation.request"
 BATCH = 500
 GZIP_LEVEL = 1  # the same level as HTTPBackend's, so the ratio is about the rest of the path
 RATE = 2000.0  # events/s for the paced latency run

@@ -31,11 +31,8 @@ from typing import Any, ClassVar
 
 from eventtracking import tracker_from_config
 from eventtracking.tracker import Tracker
+from peers.workload import INNER, NAME, OUTER, URL
 
-OUTER = {"user_id": 10938, "org": "edX", "course_id": "course-v1:edX+DemoX+Demo"}
-INNER = {"session_id": "2987lkjdyoioey", "path": "/some/path"}
-URL = "http://www.edx.org/some/path/%d"
-NAME = "navigation.request"
 P99_MAX_US = 20.0
 SLOW_BATCH_SECONDS = 0.005
 

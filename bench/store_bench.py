@@ -32,7 +32,7 @@ from rich.console import Console
 from eventtracking.event import new_event_id
 from eventtracking.serialization import dumps_line
 from eventtracking.store import Query
-from eventtracking.store.sqlite import SCHEMA_VERSION, SQLiteStore, row_for
+from eventtracking.store.sqlite import SCHEMA_VERSION, SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -98,7 +98,7 @@ def build(path: Path, lines: Path, n: int, console: Console) -> None:
         for first in range(0, n, 10_000):
             batch = [event(i) for i in range(first, min(n, first + 10_000))]
             handle.write(b"".join(dumps_line(e) for e in batch))
-            store.write([row_for(e) for e in batch])
+            store.write_events(batch)
     store.close()
     partial.replace(path)  # a build cut short never passes for a cached store
     console.print(f"Built {path} ({n:,} events) in {time.perf_counter() - start:.1f} s")

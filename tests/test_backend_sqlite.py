@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -10,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventtracking.backends.sqlite import SQLiteBackend
 from eventtracking.delivery import DeliveryBackend
 from eventtracking.exceptions import StoreError
+from eventtracking.serialization import dumps, loads
 from eventtracking.store import Query, open_store
 from eventtracking.store.sqlite import SQLiteStore, from_micros, row_for, to_micros
 from eventtracking.tracker import Tracker
@@ -35,16 +39,103 @@ def test_store_file_uses_wal_and_indexes(tmp_path: Path) -> None:
     SQLiteBackend(tmp_path / "e.db").close()
     db = sqlite3.connect(tmp_path / "e.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT value FROM et_meta WHERE key='schema_version'").fetchone() == ("3",)
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    # One index: (name, ts, id) serves the queries and keeps writes idempotent.
+    # One index: (name, ts, slot) serves the queries and keeps writes idempotent.
     assert {name for name in indexes if not name.startswith("sqlite_autoindex_et")} == {
-        "events_name_ts_id"
+        "et_events_name_ts_slot"
     }
     # A time-only query must use that index (skip-scan), never scan the table.
-    plan = db.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE ts >= 1 AND ts < 9")
-    assert "events_name_ts_id" in str(plan.fetchall())
-    plan = db.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE name = 'a' AND ts >= 1")
-    assert "events_name_ts_id" in str(plan.fetchall())
+    plan = db.execute("EXPLAIN QUERY PLAN SELECT body FROM et_events WHERE ts >= 1 AND ts < 9")
+    assert "et_events_name_ts_slot" in str(plan.fetchall())
+    plan = db.execute("EXPLAIN QUERY PLAN SELECT body FROM et_events WHERE name_id = 1 AND ts >= 1")
+    assert "et_events_name_ts_slot" in str(plan.fetchall())
+
+
+def test_sql_readers_see_the_columns_of_earlier_versions(tmp_path: Path) -> None:
+    with_id, without_id = ev(1, "x.y"), ev(2, "x.z")
+    del without_id["id"]
+    store = SQLiteStore(tmp_path / "e.db")
+    store.write_events([with_id, without_id])
+    store.close()
+    db = sqlite3.connect(tmp_path / "e.db")
+    rows = db.execute("SELECT seq, id, name, ts, json(body) FROM events ORDER BY seq").fetchall()
+    assert [row[1:4] for row in rows] == [
+        ("id-000001", "x.y", to_micros(T0)),
+        (None, "x.z", to_micros(T0)),  # an event without an id has none here
+    ]
+    assert [json.loads(row[4])["data"] for row in rows] == [{"i": 1}, {"i": 2}]
+    plan = db.execute("EXPLAIN QUERY PLAN SELECT body FROM events WHERE name = 'x.y'")
+    assert "et_events_name_ts_slot" in str(plan.fetchall())
+
+
+def test_distinct_events_with_the_same_name_and_time_are_all_kept(tmp_path: Path) -> None:
+    # They share (name, time, slot 0): the second and third take slots 1 and 2,
+    # whether they arrive in one batch or later, with ids or without.
+    store = SQLiteStore(tmp_path / "e.db")
+    plain = [{"name": "a.b", "timestamp": T0, "data": {"i": i}} for i in range(3)]
+    assert store.write_events(plain[:2]) == 2
+    assert store.write_events(plain) == 1
+    assert store.write_events(list(reversed(plain))) == 0  # copies: nothing new
+    with_ids = [ev(i) for i in range(10, 13)]
+    assert store.write_events(with_ids) == 3
+    changed = {**with_ids[0], "data": {"i": "re-encoded"}}  # same id, same name and time
+    assert store.write_events([changed, with_ids[1]]) == 0
+    assert store.write([row_for(e) for e in plain + with_ids]) == 0  # rows, with content ids
+    assert sorted(str(e["data"]["i"]) for e in store.query(Query())) == [
+        "0", "1", "10", "11", "12", "2",
+    ]  # fmt: skip
+    slots = sqlite3.connect(tmp_path / "e.db").execute("SELECT slot FROM et_events ORDER BY seq")
+    assert [s for (s,) in slots] == [0, 1, 2, 3, 4, 5]
+    store.close()
+
+
+def test_a_failed_write_forgets_the_names_it_added(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "e.db")
+    good, _, ts, body = row_for(ev(1, "new.name"))
+    with pytest.raises(sqlite3.IntegrityError):  # a row without a body is refused
+        store.write([(good, "new.name", ts, body), (None, "new.name", ts + 1, None)])  # type: ignore[list-item]
+    store.write_events([ev(2, "new.name")])
+    assert [e["data"]["i"] for e in store.query(Query(names=("new.name",)))] == [2]
+    assert store.summaries()[0][:2] == ("new.name", 1)
+    store.close()
+
+
+V2_SCHEMA = """
+CREATE TABLE et_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO et_meta VALUES ('schema_version', '2');
+CREATE TABLE events (
+    seq  INTEGER PRIMARY KEY,
+    id   TEXT NOT NULL,
+    name TEXT NOT NULL,
+    ts   INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE UNIQUE INDEX events_name_ts_id ON events (name, ts, id);
+"""
+
+
+def test_a_version_2_store_keeps_its_layout_and_content_ids(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    db = sqlite3.connect(path)
+    db.executescript(V2_SCHEMA)
+    db.close()
+    no_id = ev(3)
+    del no_id["id"]
+    backend = SQLiteBackend(path)
+    for _ in range(2):
+        backend.send_batch([ev(1), ev(2), no_id])
+    backend.close()
+    store = SQLiteStore(path)
+    store.write([row_for(no_id), (None, "a.b", to_micros(T0), row_for(no_id)[3])])
+    assert [e["data"]["i"] for e in store.query(Query(names=("a.*",)))] == [1, 2, 3]
+    assert store.counts_by_name() == [("a.b", 3)]
+    store.close()
+    db = sqlite3.connect(path)
+    assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'et_events'").fetchall()
+    ids = [i for (i,) in db.execute("SELECT id FROM events ORDER BY seq")]
+    assert ids == ["id-000001", "id-000002", row_for(no_id)[0]]
+    assert db.execute("SELECT value FROM et_meta WHERE key='schema_version'").fetchone() == ("2",)
 
 
 V1_SCHEMA = """
@@ -388,3 +479,52 @@ def test_write_counts_new_rows_in_any_batch_size(tmp_path: Path, count: int) -> 
     assert store.write(half) == 1  # only the last one is new
     assert [e["data"]["i"] for e in store.tail(count + 1)] == list(range(count + 1))
     store.close()
+
+
+def _kept(events: list[dict[str, Any]]) -> list[bytes]:
+    """What the store must hold after `events` arrive in this order: the reference model."""
+    kept: list[dict[str, Any]] = []
+    for event in events:
+        same = [
+            k for k in kept if k["name"] == event["name"] and k["timestamp"] == event["timestamp"]
+        ]
+        if not any(
+            dumps(k) == dumps(event) or ("id" in event and k.get("id") == event["id"]) for k in same
+        ):
+            kept.append(event)
+    return sorted(dumps(k) for k in kept)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"name": st.sampled_from(["a", "b"]), "data": st.integers(0, 2)},
+            optional={"id": st.sampled_from(["x", "y"])},
+        ),
+        max_size=30,
+    ),
+    st.lists(st.integers(1, 7), min_size=1, max_size=8),
+)
+def test_any_arrival_order_keeps_each_event_once(
+    tmp_path_factory: pytest.TempPathFactory, drawn: list[dict[str, Any]], cuts: list[int]
+) -> None:
+    # Few names, times, ids and values: collisions on (name, time, slot 0) are
+    # the rule, and every event arrives twice, in batches of any size.
+    events = [{**e, "timestamp": T0 + timedelta(microseconds=e["data"] % 2)} for e in drawn]
+    arrivals = events + events[::-1]
+    store = SQLiteStore(tmp_path_factory.mktemp("h") / "e.db")
+    start, k = 0, 0
+    while start < len(arrivals):
+        size = cuts[k % len(cuts)]
+        store.write_events(arrivals[start : start + size])
+        start, k = start + size, k + 1
+
+    stored = sorted(dumps(e) for e in store.query(Query(limit=None)))
+    store.close()
+    assert stored == sorted(_kept_as_read(_kept(arrivals)))
+
+
+def _kept_as_read(bodies: list[bytes]) -> list[bytes]:
+    # The store gives events back decoded: timestamps come back as ISO text.
+    return [dumps(loads(body)) for body in bodies]

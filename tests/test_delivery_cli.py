@@ -18,6 +18,7 @@ from eventtracking.delivery import DeadLetterStore, DeliveryBackend, RetryPolicy
 from eventtracking.delivery import replay as replay_module
 from eventtracking.delivery.replay import Replayer, read_events
 from eventtracking.serialization import dumps
+from eventtracking.store import Query
 from eventtracking.store.sqlite import SQLiteStore, row_for
 from eventtracking.testing import FakeClock, RecordingBackend, RejectingBackend
 
@@ -137,6 +138,29 @@ def test_replay_from_a_store_with_filters(tmp_path: Path) -> None:
     result = invoke("replay", *args, *window, "--rate", "1000")
     assert result.exit_code == 0 and "sent 5 event(s)" in result.output
     assert stored(target) == [f"ev-{n:08d}" for n in (6, 9, 12, 15, 18)]
+
+
+def test_replay_copies_a_version_2_store_into_the_new_layout(tmp_path: Path) -> None:
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as db:  # the layout releases before schema version 3 made
+        db.executescript(
+            "CREATE TABLE et_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO et_meta VALUES ('schema_version', '2');"
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, name TEXT NOT NULL,"
+            " ts INTEGER NOT NULL, body BLOB NOT NULL);"
+            "CREATE UNIQUE INDEX events_name_ts_id ON events (name, ts, id);"
+        )
+    fill_store(old, 12, datetime(2026, 1, 1, tzinfo=UTC), timedelta(seconds=1))
+    new = tmp_path / "new.db"
+    for _ in range(2):  # a second copy adds nothing
+        result = invoke("replay", "--from", str(old), "--to", str(new))
+        assert result.exit_code == 0 and "sent 12 event(s)" in result.output
+    with sqlite3.connect(new) as db:
+        assert db.execute("SELECT value FROM et_meta WHERE key='schema_version'").fetchone() == (
+            "3",
+        )
+    assert stored(new) == stored(old) == [f"ev-{n:08d}" for n in range(12)]
+    assert SQLiteStore(new).query(Query(limit=None)) == SQLiteStore(old).query(Query(limit=None))
 
 
 def test_replay_from_json_lines_skips_what_is_not_an_event(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..registry.registry import unseen_metadata
-from ..store.sqlite import SQLiteStore, row_for
+from ..store.sqlite import SQLiteStore
 from . import check_batch_size
 
 
@@ -66,7 +66,6 @@ class SQLiteBackend:
 
     def send_batch(self, events: Sequence[dict[str, Any]]) -> None:
         """Write `events` in one transaction per `batch_size` of them; RuntimeError after close."""
-        rows = [row_for(event) for event in events]
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"SQLiteBackend({str(self.path)!r}) is closed")
@@ -74,7 +73,7 @@ class SQLiteBackend:
                 self._inherited.append(self.store)
                 self.store, self._pid = SQLiteStore(self.path), os.getpid()
             step = self.batch_size
-            for start in range(0, len(rows), step):
+            for start in range(0, len(events), step):
                 seen = self._seen_types
                 types = []
                 for event in events[start : start + step]:
@@ -82,7 +81,7 @@ class SQLiteBackend:
                         if seen is self._seen_types:
                             seen = set(seen)
                         types.extend(unseen_metadata(event, seen))
-                self.store.write(rows[start : start + step], types)
+                self.store.write_events(events[start : start + step], types)
                 self._seen_types = seen  # written: never again in this store
 
     def flush(self, timeout: float = 10.0) -> bool:

@@ -40,15 +40,19 @@ class SQLiteDialect:
     def __init__(self, store: Any) -> None:
         self._read: Callable[[str, list[Any]], list[Any]] = store._read
         self._where: Callable[[Query], tuple[str, list[Any]]] = store._where
+        self._label: Callable[[Any], str] = store.label
+        self._table: str = store.layout.table
+        self._name: str = store.layout.name
 
     def buckets(self, query: Query, seconds: int) -> list[tuple[str, datetime, int]]:
         where, params = self._where(query)
         width = seconds * 1_000_000
+        name = self._name
         rows = self._read(
-            f"SELECT name, ts / ? AS b, COUNT(*) FROM events{where} GROUP BY name, b",
+            f"SELECT {name}, ts / ? AS b, COUNT(*) FROM {self._table}{where} GROUP BY {name}, b",
             [width, *params],
         )
-        return [(str(name), from_micros(int(b) * width), int(n)) for name, b, n in rows]
+        return [(self._label(v), from_micros(int(b) * width), int(n)) for v, b, n in rows]
 
     def top_values(self, query: Query, section: str, key: str, limit: int) -> list[tuple[str, int]]:
         where, params = self._where(query)
@@ -58,7 +62,7 @@ class SQLiteDialect:
         rows = self._read(
             "SELECT CASE json_type(body, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
             "ELSE CAST(json_extract(body, ?) AS TEXT) END AS v, COUNT(*) "
-            f"FROM events{where}{glue}json_type(body, ?) != 'null' "
+            f"FROM {self._table}{where}{glue}json_type(body, ?) != 'null' "
             "GROUP BY v ORDER BY 2 DESC, 1 LIMIT ?",
             [path, path, *params, path, limit],
         )

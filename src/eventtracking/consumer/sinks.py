@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from ..backends import close_backend, flush_backend
 from ..exceptions import ImproperlyConfigured, RetryableError
 from ..registry.registry import unseen_metadata
-from ..store.rows import row_for
 from ..store.sqlite import SQLiteStore
 
 
@@ -41,8 +40,8 @@ class StoreSink:
         """
         seen = set(self._seen_types)
         types = [v for event in events if "meta" in event for v in unseen_metadata(event, seen)]
-        if isinstance(self.store, SQLiteStore):  # it takes rows
-            self.store.write([row_for(event) for event in events], types)
+        if isinstance(self.store, SQLiteStore):
+            self.store.write_events(events, types)
         else:
             self.store.write(events, types)
         self._seen_types = seen  # only once written

@@ -44,27 +44,46 @@ def type_row(version: TypeVersion) -> tuple[str, str, str, str | None, bytes]:
     return version.id, version.kind, version.name, registered, dumps(version.to_dict())
 
 
-def row_for(event: dict[str, Any]) -> tuple[str, str, int, bytes]:
-    """The (id, name, ts, body) row that stores `event`."""
-    body = dumps(event)
-    event_id = event.get("id")
-    if not isinstance(event_id, str) or not event_id:
-        # Events without ids (the Open edX envelope) get one derived from their
-        # content, so that a re-delivered copy is still recognised.
-        event_id = "h-" + hashlib.blake2b(body, digest_size=16).hexdigest()
-    name = event.get("name")
+def content_id(body: bytes) -> str:
+    """The id of an event that has none: derived from its JSON, so a re-delivered copy matches."""
+    return "h-" + hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def event_time(event: dict[str, Any]) -> int:
+    """The microseconds `event` is indexed under (its arrival, if its timestamp is unreadable)."""
     try:
-        ts = to_micros(event.get("timestamp"))
+        return to_micros(event.get("timestamp"))
     except (ValueError, TypeError, OverflowError):
         # Stored under the time it arrived; the body keeps the original value.
+        name = event.get("name")
         diagnostics.increment("store.bad_timestamp")
         diagnostics.warn_once(
             ("store.bad_timestamp", str(name)),
             "event %r has an unreadable timestamp; indexed under its arrival time",
             name,
         )
-        ts = time.time_ns() // 1000
-    return event_id, name if isinstance(name, str) else str(name), ts, body
+        return time.time_ns() // 1000
+
+
+def own_id(event: dict[str, Any]) -> str | None:
+    """The event's own id: a non-empty string, else None."""
+    event_id = event.get("id")
+    return event_id if isinstance(event_id, str) and event_id else None
+
+
+def row_for(event: dict[str, Any]) -> tuple[str, str, int, bytes]:
+    """The (id, name, ts, body) row that stores `event`.
+
+    Events without ids (the Open edX envelope) get `content_id` of their JSON.
+    """
+    body = dumps(event)
+    name = event.get("name")
+    return (
+        own_id(event) or content_id(body),
+        name if isinstance(name, str) else str(name),
+        event_time(event),
+        body,
+    )
 
 
 _INT = re.compile(r"-?[0-9]+")

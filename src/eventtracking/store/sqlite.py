@@ -1,82 +1,31 @@
-"""The embedded SQLite store: schema, batched idempotent writes and the read API.
+"""The embedded SQLite store: batched idempotent writes and the read API.
 
-Layout: one row per event with the event id, name, time in integer
-microseconds (UTC) and the whole event as JSON. One unique index on
-(name, time, id) does two jobs: it serves the queries (time-only queries
-skip-scan it, see _PLANNER_HINT), and it makes writes idempotent, since a
-re-delivered event carries the same id, name and time, so at-least-once
-delivery never shows a duplicate. One index instead of two makes each insert
-cheaper. The rowid gives insertion order for `tail` and `follow`. WAL mode
-lets readers run while a writer writes.
-
-Stores made before schema version 2 keep their layout (a unique id column
-and a (name, time) index); they are read and written the same way.
+The layout of a new store (schema version 3) and of the older ones, which
+keep theirs, is described in `store.sqlite_schema`; the inserts live in
+`store.sqlite_write`. The rowid gives insertion order for `tail` and
+`follow`. WAL mode lets readers run while a writer writes.
 """
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from ..exceptions import StoreError
 from ..registry.model import TypeVersion
 from ..serialization import loads
 from . import Query, describe_event
+from . import sqlite_schema as schema
+from . import sqlite_write as write
 from .rows import _typed, from_micros, row_for, to_micros, type_row
+from .sqlite_schema import SCHEMA_VERSION
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "from_micros", "row_for", "to_micros", "type_row"]
-
-SCHEMA_VERSION: Final = 2
-
-_EVENTS: Final = """
-CREATE TABLE events (
-    seq  INTEGER PRIMARY KEY,
-    id   TEXT NOT NULL,
-    name TEXT NOT NULL,
-    ts   INTEGER NOT NULL,
-    body BLOB NOT NULL
-);
-CREATE UNIQUE INDEX events_name_ts_id ON events (name, ts, id);
-"""
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS et_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS et_types (
-    id            TEXT PRIMARY KEY,
-    kind          TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    registered_at TEXT,
-    body          BLOB NOT NULL
-);
-"""
-
-# There is no separate index on ts: each index costs every insert, and a
-# time-only query can skip-scan (name, ts, id) because there are few names.
-# SQLite plans a skip-scan only when its statistics say names repeat, so a new
-# store gets this hint (as if ANALYZE had seen ~100 names); a real ANALYZE
-# replaces it.
-_PLANNER_HINT: Final = (
-    "INSERT INTO sqlite_stat1 (tbl, idx, stat) "
-    "SELECT 'events', 'events_name_ts_id', '1000000 10000 1 1' "
-    "WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE idx = 'events_name_ts_id')"
-)
-
-
-_TABLE_EXISTS: Final = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
-
-# Rows per INSERT statement, largest first; each size's statement, built once.
-_CHUNK_SIZES: Final = (256, 64, 16, 4, 1)
-_INSERT_ROWS: Final = {
-    size: "INSERT OR IGNORE INTO events (id, name, ts, body) VALUES "
-    + ",".join(["(?, ?, ?, ?)"] * size)
-    for size in _CHUNK_SIZES
-}
 
 
 class SQLiteStore:
@@ -109,30 +58,17 @@ class SQLiteStore:
             if exists:
                 self._check_schema()
             if create:
-                if not exists:
-                    # Larger pages make batched inserts cheaper; must precede WAL.
-                    self._db.execute("PRAGMA page_size=16384")
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                if not self._has_table("events"):
-                    self._db.executescript(_EVENTS)
-                self._db.executescript(_SCHEMA)
-                self._db.execute("ANALYZE sqlite_schema")  # creates sqlite_stat1
-                self._db.execute(_PLANNER_HINT)
-                self._db.execute("ANALYZE sqlite_schema")  # makes this connection read it
-                self._db.execute(
-                    "INSERT OR IGNORE INTO et_meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+                self.layout = schema.create(self._db, new=not exists)
+            else:
+                self.layout = schema.layout_of(self._db)
+            self._names = write.NameIds(self._db) if self.layout.named else None
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(f"{self.path}: not a readable event store: {exc}") from exc
         except StoreError:
             self._db.close()
             raise
-        # Rows per INSERT: 256 where SQLite allows 1,024 parameters per statement.
-        params = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        self._chunk_sizes = tuple(size for size in _CHUNK_SIZES if size * 4 <= params)
+        self._chunk_sizes = write.chunk_sizes(self._db, 3 if self.layout.named else 4)
         self._lock = threading.Lock()
 
     def _check_header(self) -> None:
@@ -147,10 +83,11 @@ class SQLiteStore:
             raise StoreError(f"{self.path}: not a readable event store (not a SQLite file)")
 
     def _has_table(self, name: str) -> bool:
-        return self._db.execute(_TABLE_EXISTS, (name,)).fetchone() is not None
+        return self._db.execute(schema.TABLE_EXISTS, (name,)).fetchone() is not None
 
     def _check_schema(self) -> None:
-        if not self._has_table("events") or not self._has_table("et_meta"):
+        has_events = self._has_table("et_events") or self._has_table("events")
+        if not has_events or not self._has_table("et_meta"):
             raise StoreError(
                 f"{self.path}: is a SQLite file but not an event store (no events table); "
                 "choose another path"
@@ -160,14 +97,24 @@ class SQLiteStore:
 
     def write(
         self,
-        rows: list[tuple[str, str, int, bytes]],
+        rows: Sequence[tuple[str | None, str, int, bytes]],
         types: Iterable[TypeVersion] = (),
     ) -> int:
-        """Insert rows (and the documentation versions they refer to) in one transaction.
+        """Insert (id, name, ts, body) rows and the documentation versions they refer to.
 
-        Rows and versions whose id is already stored are skipped. Returns how
-        many event rows were new.
+        One transaction; rows and versions already stored are skipped (see
+        `store.sqlite_schema`); a row's id may be None for an event without
+        one. Returns how many event rows were new.
         """
+        return self._transaction(rows, types, events=False)
+
+    def write_events(
+        self, events: Sequence[dict[str, Any]], types: Iterable[TypeVersion] = ()
+    ) -> int:
+        """Encode and insert `events` like `write`, in one transaction; how many were new."""
+        return self._transaction(events, types, events=True)
+
+    def _transaction(self, items: Sequence[Any], types: Iterable[TypeVersion], events: bool) -> int:
         type_rows = [type_row(version) for version in types]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -178,28 +125,24 @@ class SQLiteStore:
                         "VALUES (?, ?, ?, ?, ?)",
                         type_rows,
                     )
-                added = self._insert(rows)
+                names = self._names
+                if names is None:
+                    rows = [row_for(event) for event in items] if events else items
+                    added = write.insert_text_rows(self._db, rows, self._chunk_sizes)
+                elif events:
+                    added = write.insert_named_events(self._db, names, items, self._chunk_sizes)
+                else:
+                    added = write.insert_named_rows(self._db, names, items, self._chunk_sizes)
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if self._names is not None:
+                    self._names.rolled_back()
                 raise
-            self._db.execute("COMMIT")
+            if self._names is not None:
+                self._names.committed()
             return added
-
-    def _insert(self, rows: list[tuple[str, str, int, bytes]]) -> int:
-        # Several rows per INSERT statement: SQLite does the same work, but the
-        # per-row round trips of executemany cost about a third of a batch.
-        # Statements come in a few fixed sizes, so all of them stay prepared.
-        added = 0
-        start, left = 0, len(rows)
-        for size in self._chunk_sizes:
-            while left >= size:
-                chunk = rows[start : start + size]
-                cursor = self._db.execute(
-                    _INSERT_ROWS[size], list(itertools.chain.from_iterable(chunk))
-                )
-                added += cursor.rowcount
-                start, left = start + size, left - size
-        return added
 
     # -- documentation versions ----------------------------------------------------
 
@@ -230,8 +173,12 @@ class SQLiteStore:
 
     def summaries(self) -> list[tuple[str, int, datetime, datetime]]:
         """(name, count, first seen, last seen) for every stored event name."""
-        rows = self._read("SELECT name, COUNT(*), MIN(ts), MAX(ts) FROM events GROUP BY name", [])
-        return [(str(n), int(c), from_micros(lo), from_micros(hi)) for n, c, lo, hi in rows]
+        table, name = self.layout.table, self.layout.name
+        rows = self._read(
+            f"SELECT {name}, COUNT(*), MIN(ts), MAX(ts) FROM {table} GROUP BY {name}", []
+        )
+        found = [(self.label(n), int(c), from_micros(lo), from_micros(hi)) for n, c, lo, hi in rows]
+        return sorted(found)
 
     def field_counts(self, section: str) -> dict[str, dict[str, int]]:
         """For each event name, how many stored events have each top-level key of `section`.
@@ -241,23 +188,33 @@ class SQLiteStore:
         if section not in ("data", "context"):
             raise ValueError(f"section must be 'data' or 'context', not {section!r}")
         rows = self._read(
-            "SELECT e.name, j.key, COUNT(*) FROM events AS e, json_each(e.body, ?) AS j "
-            "GROUP BY e.name, j.key",
+            f"SELECT e.{self.layout.name}, j.key, COUNT(*) "
+            f"FROM {self.layout.table} AS e, json_each(e.body, ?) AS j "
+            f"GROUP BY e.{self.layout.name}, j.key",
             [f"$.{section}"],
         )
         out: dict[str, dict[str, int]] = {}
         for name, key, count in rows:
-            out.setdefault(str(name), {})[str(key)] = int(count)
+            out.setdefault(self.label(name), {})[str(key)] = int(count)
         return out
 
     def latest(self, name: str) -> dict[str, Any] | None:
         """The most recent stored event named `name`, or None."""
-        rows = self._read("SELECT body FROM events WHERE name = ? ORDER BY ts DESC LIMIT 1", [name])
+        where = self.layout.names_where("name = ?")
+        rows = self._read(
+            f"SELECT body FROM {self.layout.table} WHERE {where} ORDER BY ts DESC LIMIT 1", [name]
+        )
         return loads(rows[0][0]) if rows else None
 
     @property
     def _has_types(self) -> bool:
-        return bool(self._read(_TABLE_EXISTS, ["et_types"]))
+        return bool(self._read(schema.TABLE_EXISTS, ["et_types"]))
+
+    def label(self, value: Any) -> str:
+        """The event name for a value of the layout's name column."""
+        if self._names is not None and isinstance(value, int):
+            return self._names.name_of(value)
+        return str(value)
 
     # -- reading -------------------------------------------------------------
 
@@ -272,7 +229,7 @@ class SQLiteStore:
                 else:
                     parts.append("name = ?")
                 params.append(pattern)
-            clauses.append("(" + " OR ".join(parts) + ")")
+            clauses.append(self.layout.names_where(" OR ".join(parts)))
         if query.since is not None:
             clauses.append("ts >= ?")
             params.append(to_micros(query.since))
@@ -298,7 +255,7 @@ class SQLiteStore:
         """Events matching `query`, oldest first unless ``newest_first``."""
         where, params = self._where(query)
         order = "DESC" if query.newest_first else "ASC"
-        sql = f"SELECT body FROM events{where} ORDER BY ts {order}, seq {order}"
+        sql = f"SELECT body FROM {self.layout.table}{where} ORDER BY ts {order}, seq {order}"
         if query.limit is not None:
             sql += " LIMIT ?"
             params.append(query.limit)
@@ -307,12 +264,12 @@ class SQLiteStore:
     def count(self, query: Query) -> int:
         """How many events match `query` (its limit is ignored)."""
         where, params = self._where(query)
-        rows = self._read(f"SELECT COUNT(*) FROM events{where}", params)
+        rows = self._read(f"SELECT COUNT(*) FROM {self.layout.table}{where}", params)
         return int(rows[0][0])
 
     def tail(self, n: int = 10) -> list[dict[str, Any]]:
         """The last `n` events stored, oldest first."""
-        rows = self._read("SELECT body FROM events ORDER BY seq DESC LIMIT ?", [n])
+        rows = self._read(f"SELECT body FROM {self.layout.table} ORDER BY seq DESC LIMIT ?", [n])
         return [loads(body) for (body,) in reversed(rows)]
 
     def follow(self, poll_interval: float = 0.5, n: int = 10) -> Iterator[dict[str, Any]]:
@@ -320,11 +277,12 @@ class SQLiteStore:
 
         The starting point is fixed when `follow` is called, not on the first `next()`.
         """
-        rows = self._read("SELECT seq, body FROM events ORDER BY seq DESC LIMIT ?", [n])
+        table = self.layout.table
+        rows = self._read(f"SELECT seq, body FROM {table} ORDER BY seq DESC LIMIT ?", [n])
         if rows:
             last = int(rows[0][0])
         else:
-            last = int(self._read("SELECT COALESCE(MAX(seq), 0) FROM events", [])[0][0])
+            last = int(self._read(f"SELECT COALESCE(MAX(seq), 0) FROM {table}", [])[0][0])
         history = [loads(body) for _, body in reversed(rows)]
         return self._follow(history, last, poll_interval)
 
@@ -334,7 +292,8 @@ class SQLiteStore:
         yield from history
         while True:
             rows = self._read(
-                "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT 1000", [last]
+                f"SELECT seq, body FROM {self.layout.table} WHERE seq > ? ORDER BY seq LIMIT 1000",
+                [last],
             )
             for seq, body in rows:
                 last = seq
@@ -345,16 +304,19 @@ class SQLiteStore:
     def counts_by_name(self, query: Query | None = None) -> list[tuple[str, int]]:
         """(name, count) for every event name, most frequent first."""
         where, params = self._where(query or Query(limit=None))
+        name = self.layout.name
         rows = self._read(
-            f"SELECT name, COUNT(*) FROM events{where} GROUP BY name ORDER BY 2 DESC, 1", params
+            f"SELECT {name}, COUNT(*) FROM {self.layout.table}{where} GROUP BY {name}", params
         )
-        return [(str(name), int(count)) for name, count in rows]
+        counts = [(self.label(value), int(count)) for value, count in rows]
+        return sorted(counts, key=lambda item: (-item[1], item[0]))
 
     def counts_by_hour(self, query: Query | None = None) -> list[tuple[datetime, int]]:
         """(start of hour, count) for every hour that has events, oldest first."""
         where, params = self._where(query or Query(limit=None))
         rows = self._read(
-            f"SELECT ts / 3600000000 AS hour, COUNT(*) FROM events{where} GROUP BY hour ORDER BY 1",
+            f"SELECT ts / 3600000000 AS hour, COUNT(*) FROM {self.layout.table}{where} "
+            "GROUP BY hour ORDER BY 1",
             params,
         )
         return [(from_micros(hour * 3_600_000_000), int(count)) for hour, count in rows]
@@ -362,10 +324,10 @@ class SQLiteStore:
     def time_range(self) -> tuple[datetime, datetime] | None:
         """The times of the oldest and newest stored events, or None when empty."""
         # Two queries: each is one index lookup, where MIN and MAX together scan.
-        oldest = self._read("SELECT MIN(ts) FROM events", [])[0][0]
+        oldest = self._read(f"SELECT MIN(ts) FROM {self.layout.table}", [])[0][0]
         if oldest is None:
             return None
-        newest = self._read("SELECT MAX(ts) FROM events", [])[0][0]
+        newest = self._read(f"SELECT MAX(ts) FROM {self.layout.table}", [])[0][0]
         return from_micros(oldest), from_micros(newest)
 
     def _read(self, sql: str, params: list[Any]) -> list[Any]:

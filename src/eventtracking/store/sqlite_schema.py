@@ -6,10 +6,11 @@ microseconds (UTC), a `slot` and the whole event as JSON, byte for byte what
 JSON lines would hold. One unique index on (name, time, slot) serves the
 queries and makes writes idempotent: a re-delivered copy of an event lands on
 the same (name, time, slot 0) and is skipped. Two different events with the
-same name and microsecond are told apart when that happens (a rare, slower
-path in `SQLiteStore`): by their ids when they have them, else by their
-bytes; the second one takes the next slot. Slot 0 takes no bytes in SQLite's
-record format, so the key costs only the name number and the time.
+same name and microsecond are told apart when that happens (a slower path,
+`store.sqlite_write`): by their ids when they have them, else by their
+bytes; the later one takes another slot, found in a few index lookups. Slot
+0 takes no bytes in SQLite's record format, so the key costs only the name
+number and the time.
 
 Readers who open the file with SQL get the view ``events(seq, id, name, ts,
 body)``, the columns of versions 1 and 2; ``id`` is the event's own id, or

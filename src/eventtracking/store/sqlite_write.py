@@ -8,6 +8,7 @@ come in a few fixed sizes, built once, so all of them stay prepared.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ _NAMED_ROWS: Final = {
     + ",".join(["(?, ?, 0, ?)"] * size)
     for size in CHUNK_SIZES
 }
-_SAME_KEY: Final = "SELECT slot, body FROM et_events WHERE name_id = ? AND ts = ?"
+_AT: Final = "SELECT body FROM et_events WHERE name_id = ? AND ts = ? AND slot = ?"
 _AT_SLOT: Final = "INSERT INTO et_events (name_id, ts, slot, body) VALUES (?, ?, ?, ?)"
 
 Row = tuple[str | None, str, int, bytes]
@@ -117,7 +118,15 @@ def insert_named_rows(
         if number is None:
             number = names.id_for(name)
         flat.extend((number, ts, body))
-    return _chunked(db, flat, 3, _NAMED_ROWS, sizes, lambda i: rows[i][0])
+    return _chunked(db, flat, 3, _NAMED_ROWS, sizes, lambda i: _given_id(rows[i]))
+
+
+def _given_id(row: Row) -> str | None:
+    # `row_for` gives an event without an id its content id: that one is no id.
+    event_id, _, _, body = row
+    if event_id is not None and event_id.startswith("h-") and event_id == content_id(body):
+        return None
+    return event_id
 
 
 def _chunked(
@@ -148,18 +157,31 @@ def _chunked(
 def _settle(db: sqlite3.Connection, row: list[Any], event_id: str | None) -> int:
     """Store one row whose (name, time, slot 0) may be taken; 1 if it was stored now.
 
-    The row is already stored when a row with the same name and time has the
-    same bytes or, for an event with an id, the same id. Otherwise it is a
-    different event that happened in the same microsecond: it takes the next slot.
+    A stored row with the same name and time is the same event when it has
+    the same bytes or, for an event with an id, the same id. A different event
+    that happened in the same microsecond goes to the first free slot of a
+    sequence fixed by its id (else its bytes): slot 0, then a slot derived
+    from a digest, then the ones after it. Slots are never freed, so a copy
+    that arrives later walks the same sequence and meets the stored one first,
+    and each step is one index lookup however many events share that time.
     """
     number, ts, body = row
-    taken = db.execute(_SAME_KEY, (number, ts)).fetchall()
-    for _, stored in taken:
+    slot = 0
+    while True:
+        found = db.execute(_AT, (number, ts, slot)).fetchone()
+        if found is None:
+            db.execute(_AT_SLOT, (number, ts, slot, body))
+            return 1
+        stored = found[0]
         if stored == body or (event_id is not None and _id_in(stored) == event_id):
             return 0
-    slot = max((int(s) for s, _ in taken), default=-1) + 1
-    db.execute(_AT_SLOT, (number, ts, slot, body))
-    return 1
+        slot = slot + 1 if slot else _first_probe(event_id, body)
+
+
+def _first_probe(event_id: str | None, body: bytes) -> int:
+    """The slot after 0 in an event's sequence: 1 to 2**62, from its id or else its bytes."""
+    key = event_id.encode() if event_id is not None else body
+    return (int.from_bytes(hashlib.blake2b(key, digest_size=8).digest()) >> 2) + 1
 
 
 def _id_in(body: bytes) -> Any:

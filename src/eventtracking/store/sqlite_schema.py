@@ -118,11 +118,10 @@ def create(db: sqlite3.Connection, new: bool) -> Layout:
     has_events = db.execute(TABLE_EXISTS, ("events",)).fetchone() is not None
     if not has_events and db.execute(TABLE_EXISTS, ("et_events",)).fetchone() is None:
         db.executescript(EVENTS_V3)
-        version = SCHEMA_VERSION
-    else:
-        version = 2  # a store older than et_meta's schema_version row keeps its own value
     db.executescript(COMMON)
     layout = layout_of(db)
+    # An existing store keeps the version it recorded; one that recorded none is 2 or 3.
+    version = SCHEMA_VERSION if layout.named else 2
     db.execute("ANALYZE sqlite_schema")  # creates sqlite_stat1
     db.execute(planner_hint(layout))
     db.execute("ANALYZE sqlite_schema")  # makes this connection read it

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from eventtracking import diagnostics
-from eventtracking.logsafe import MAX_MESSAGE, escape, safe_logger
+from eventtracking.logsafe import MAX_MESSAGE, escape, safe_logger, without_password
 from eventtracking.tracker import Tracker
 
 HOSTILE = ("\n2099-01-01 00:00:00 CRITICAL django.security forged", "\r", "\x1b[2J", "\x00")
@@ -124,3 +124,21 @@ def test_a_clean_record_keeps_its_template(caplog: pytest.LogCaptureFixture) -> 
     assert clean.msg == 'Unable to send edx event "%s" to backend: %s'  # Sentry groups by it
     assert clean.args == ("edx.x", "tracking_logs")
     assert dirty.getMessage() == 'Unable to send edx event "edx.\\n" to backend: tracking_logs'
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@localhost:6379/0", "redis://:***@localhost:6379/0"),
+        (
+            "postgresql://app:pw@db:5432/events?table=t",
+            "postgresql://app:***@db:5432/events?table=t",
+        ),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+        ("redis://user@host/1", "redis://user@host/1"),
+        ("redis://a:pw@[::1:bad", "redis://***@[::1:bad"),
+        ("events.db", "events.db"),
+    ],
+)
+def test_without_password_hides_only_the_password(url: str, shown: str) -> None:
+    assert without_password(url) == shown

@@ -170,6 +170,25 @@ def test_an_unreachable_redis_is_a_retryable_error_and_the_worker_keeps_the_even
     assert delivery.metrics_snapshot()["dropped"] == {}  # kept in the journal
 
 
+def test_error_messages_never_show_the_password_in_the_url(tmp_path: Path) -> None:
+    from eventtracking.consumer.consume import redis_client
+
+    url = "redis://:s3cret-pw@127.0.0.1:1/0"
+    backend = RedisStreamBackend(url, "s", socket_timeout=1)
+    with pytest.raises(RetryableError) as raised:
+        backend.send_batch([ev(1)])
+    message = str(raised.value)
+    assert "s3cret-pw" not in message and "redis://:***@127.0.0.1:1/0" in message
+    with pytest.raises(StoreError) as refused:
+        redis_client(url)
+    assert "s3cret-pw" not in str(refused.value)
+    args = ["--to", str(tmp_path / "x.db"), "--stream", "s", "--group", "g"]
+    result = CliRunner().invoke(cli, ["consume", url, *args])
+    assert result.exit_code == 1 and "Redis at redis://:***@127.0.0.1:1/0" in result.output
+    result = CliRunner().invoke(cli, ["consume", "http://u:s3cret-pw@h/", *args])
+    assert result.exit_code == 2 and "'http://u:***@h/' is not a Redis URL" in result.output
+
+
 # -- the consumer, in this process ---------------------------------------------------------
 
 

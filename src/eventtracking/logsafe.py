@@ -20,8 +20,16 @@ import re
 import traceback
 from types import TracebackType
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MAX_MESSAGE", "EscapeFilter", "escape", "safe_logger", "safe_traceback"]
+__all__ = [
+    "MAX_MESSAGE",
+    "EscapeFilter",
+    "escape",
+    "safe_logger",
+    "safe_traceback",
+    "without_password",
+]
 
 MAX_MESSAGE: Final = 2000  # characters of one log message, after escaping
 
@@ -103,3 +111,20 @@ def safe_logger(name: str | logging.Logger) -> logging.Logger:
     if not any(isinstance(f, EscapeFilter) for f in log.filters):
         log.addFilter(_FILTER)
     return log
+
+
+def without_password(url: str) -> str:
+    """`url` for a message: a password in it (``redis://:secret@host``) becomes ``***``.
+
+    A string that does not parse as a URL but has an ``@`` in its network part
+    loses everything before that ``@``.
+    """
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 from ..exceptions import MissingExtraError, RetryableError, TerminalError
+from ..logsafe import without_password
 from ..registry.registry import unseen_metadata
 from ..serialization import dumps, skip_unencodable
 from . import check_batch_size
@@ -131,12 +132,13 @@ class RedisStreamBackend:
             self._seen_types = seen  # only once they are surely in Redis
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise RetryableError(
-                f"Redis at {self.url}: publishing {len(events)} events to {self.stream!r} "
-                f"failed ({exc}); publishing them again is safe"
+                f"Redis at {without_password(self.url)}: publishing {len(events)} events to "
+                f"{self.stream!r} failed ({exc}); publishing them again is safe"
             ) from exc
         except redis.RedisError as exc:
             raise TerminalError(
-                f"Redis at {self.url} rejected {len(events)} events for {self.stream!r}: {exc}"
+                f"Redis at {without_password(self.url)} rejected {len(events)} events for "
+                f"{self.stream!r}: {exc}"
             ) from exc
         finally:
             pipe.reset()

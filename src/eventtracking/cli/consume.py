@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from ..exceptions import ImproperlyConfigured, MissingExtraError, StoreError
+from ..logsafe import without_password
 from .progress import ConsumeBar
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -92,7 +93,8 @@ def consume_command(
     """
     if not url.startswith(REDIS_SCHEMES):
         raise click.BadParameter(
-            f"{url!r} is not a Redis URL; write it like redis://localhost:6379/0", param_hint="URL"
+            f"{without_password(url)!r} is not a Redis URL; write it like redis://localhost:6379/0",
+            param_hint="URL",
         )
     try:
         import redis
@@ -136,7 +138,7 @@ def consume_command(
         if bar.active:  # the bar stood in for the periodic lines; the last one stays
             click.echo(f"consume {stream}/{group}: stopped: {stats.line()}", err=True)
     except redis.RedisError as exc:
-        raise click.ClickException(f"Redis at {url}: {exc}") from None
+        raise click.ClickException(f"Redis at {without_password(url)}: {exc}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -39,6 +39,7 @@ from typing import Any, Final, cast
 from .. import diagnostics
 from ..delivery.retry import RetryPolicy
 from ..exceptions import MissingExtraError, StoreError, TerminalError
+from ..logsafe import without_password
 from ..serialization import loads
 from .sinks import Sink
 from .stats import ConsumeStats
@@ -391,5 +392,6 @@ def redis_client(url: str) -> redis.Redis:
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise StoreError(f"Redis at {url}: {exc}; is it running and the URL right?") from exc
+        where = without_password(url)
+        raise StoreError(f"Redis at {where}: {exc}; is it running and the URL right?") from exc
     return client

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..exceptions import StoreError
+from ..logsafe import without_password
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def open_store(location: str) -> EventStore:
         try:
             return PostgresStore(location, create=False)
         except ValueError as exc:  # a bad ?table= name
-            raise StoreError(f"{location}: {exc}") from exc
+            raise StoreError(f"{without_password(location)}: {exc}") from exc
     from .sqlite import SQLiteStore
 
     return SQLiteStore(location, create=False)

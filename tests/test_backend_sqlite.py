@@ -540,3 +540,11 @@ def test_any_arrival_order_keeps_each_event_once(
 def _kept_as_read(bodies: list[bytes]) -> list[bytes]:
     # The store gives events back decoded: timestamps come back as ISO text.
     return [dumps(loads(body)) for body in bodies]
+
+
+def test_a_store_is_a_context_manager_that_closes(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "e.db") as store:
+        store.write_events([ev(1)])
+        assert store.count(Query()) == 1
+    with pytest.raises(StoreError, match="closed"):
+        store.count(Query())

@@ -132,6 +132,15 @@ def test_an_upgrade_runs_once_with_concurrent_starters(table: tuple[str, str]) -
     assert [e["id"] for e in PostgresStore(dsn, name).tail()] == ["old"]
 
 
+def test_a_store_is_a_context_manager_that_closes(table: tuple[str, str]) -> None:
+    dsn, name = table
+    with PostgresStore(dsn, name) as store:
+        store.write([ev(1)])
+        assert store.count(Query()) == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        store.count(Query())
+
+
 def test_a_reader_reads_an_older_schema_without_changing_it(table: tuple[str, str]) -> None:
     dsn, name = table
     with psycopg.connect(dsn, autocommit=True) as conn:  # a table made by release 1

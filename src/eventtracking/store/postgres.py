@@ -27,7 +27,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from .. import _state, diagnostics
 from ..exceptions import MissingExtraError, RetryableError, StoreError, TerminalError
@@ -346,6 +346,12 @@ class PostgresStore:
         """
         conn = self._conn
         return None if conn is None or conn.closed else conn.info.backend_pid
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close the connection; idempotent."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ..exceptions import StoreError
 from ..registry.model import TypeVersion
@@ -336,6 +336,12 @@ class SQLiteStore:
                 return self._db.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: read failed: {exc}") from exc
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close the connection; idempotent."""

@@ -54,6 +54,31 @@ def make() -> Iterator[Make]:
 # -- batching ------------------------------------------------------------------------------
 
 
+def test_take_removes_events_from_the_head_in_order(make: Make) -> None:
+    # The worker waits for a full batch (or a minute): the test alone takes from its queue.
+    delivery = make(InMemoryBackend(), journal_dir=False, batch_size=100, max_delay=60)
+    worker = delivery._worker
+    assert worker is not None
+    with worker.lock:
+        worker.queue.extend({"n": i} for i in range(5))
+    assert worker.take(2) == [{"n": 0}, {"n": 1}]  # part of the queue
+    assert worker.take(3) == [{"n": 2}, {"n": 3}, {"n": 4}]  # exactly all of it
+    assert worker.take(10) == [] and not worker.queue
+    with worker.lock:
+        worker.queue.extend({"n": i} for i in range(5, 7))
+    assert worker.take(10) == [{"n": 5}, {"n": 6}] and not worker.queue  # less than asked
+
+
+def test_emitted_counts_every_send_in_each_mode(make: Make, tmp_path: Path) -> None:
+    for mode in ("buffered", "inline", "sync", "durable"):
+        journal = None if mode == "sync" else tmp_path / mode
+        delivery = make(InMemoryBackend(), mode=mode, journal_dir=journal, batch_size=3)
+        for i in range(7):
+            delivery.send(event(i))
+        delivery.send_batch([event(7), event(8)])
+        assert delivery.metrics_snapshot()["emitted"] == 9, mode
+
+
 def test_batches_by_count(make: Make) -> None:
     backend = RecordingBackend()
     delivery = make(backend, batch_size=10, max_delay=3600)

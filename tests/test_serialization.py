@@ -133,6 +133,17 @@ def test_check_raises_with_event_name_and_path() -> None:
     serialization.check({"name": "n", "data": {"a": [{"b": Decimal(1)}]}})  # no error
 
 
+def test_dumps_lines_gives_each_events_line_from_a_list_or_an_iterator() -> None:
+    good = {"name": "a", "timestamp": datetime(2024, 1, 2, tzinfo=UTC), "data": {"n": 1}}
+    bad = {"name": "b", "data": {"bad": object(), 1: "non-str key"}}
+    for batch in ([good, good], [good, bad, good]):
+        expected = b"".join(serialization.dumps_line(event) for event in batch)
+        assert serialization.dumps_lines(batch) == expected
+        # An iterator is walked once: the fallback for `bad` must still see every event.
+        assert serialization.dumps_lines(iter(batch)) == expected
+        assert serialization.dumps_lines(event for event in batch) == expected
+
+
 def test_dumps_str_matches_dumps() -> None:
     event = {"name": "x", "data": {"é": "ü"}}
     assert serialization.dumps_str(event).encode() == serialization.dumps(event)

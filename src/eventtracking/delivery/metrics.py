@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -65,7 +66,9 @@ class AtomicCount:
 
     def __init__(self) -> None:
         self._count = itertools.count()
-        self.bump: Callable[[], int] = self._count.__next__
+        # partial(next, count) is called by vectorcall; the bound ``count.__next__``
+        # is a method-wrapper, called through a slower generic path.
+        self.bump: Callable[[], int] = partial(next, self._count)
 
     @property
     def value(self) -> int:

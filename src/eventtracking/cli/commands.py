@@ -32,7 +32,7 @@ from . import next_steps
 from .catalog import catalog_command
 from .consume import consume_command
 from .delivery import deadletters_command, replay_command
-from .filters import Column, columns_option, matches, names_option, pairs_option, split_nested
+from .filters import Column, columns_option, matches, name_globs, pairs_option, split_nested
 from .render import clock, console, line, projected, table, when
 from .serve import serve_command
 from .stats import stats_command
@@ -117,14 +117,7 @@ def demo_command(store_path: str, n_events: int, seed: int | None) -> None:
 
 @cli.command()
 @store_option
-@click.option(
-    "--name",
-    "names",
-    multiple=True,
-    callback=names_option,
-    metavar="GLOB",
-    help="Event name or glob.",
-)
+@name_globs("Event name or glob.")
 @since_option
 @until_option
 @click.option(

@@ -12,11 +12,13 @@ A key that itself contains a dot (``{"a.b": 1}``) matches too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import click
+
+FC = TypeVar("FC", bound=Callable[..., Any])
 
 SECTIONS: Final = {"ctx": "context", "context": "context", "data": "data"}
 _INT = re.compile(r"-?[0-9]+")
@@ -54,6 +56,13 @@ def names_option(
         if problem:
             raise click.BadParameter(problem, ctx, param)
     return values
+
+
+def name_globs(help: str) -> Callable[[FC], FC]:
+    """The repeatable ``--name GLOB`` option (into ``names``), each glob checked."""
+    return click.option(
+        "--name", "names", multiple=True, callback=names_option, metavar="GLOB", help=help
+    )
 
 
 def pairs_option(

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from ..store import Query
 from .delivery import JOURNAL_ENV, show_delivery_stats
-from .filters import names_option
+from .filters import name_globs
 from .render import clock, console, iso
 from .store_option import opened, store_option
 from .times import since_option, until_option
@@ -69,14 +69,7 @@ def _auto_step(
 
 @click.command("stats")
 @store_option
-@click.option(
-    "--name",
-    "names",
-    multiple=True,
-    callback=names_option,
-    metavar="GLOB",
-    help="Count only these names or globs (repeatable).",
-)
+@name_globs("Count only these names or globs (repeatable).")
 @since_option
 @until_option
 @click.option(

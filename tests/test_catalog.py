@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import browser_support
 from conftest import service_unavailable
 from eventtracking.backends.sqlite import SQLiteBackend
 from eventtracking.catalog import build_catalogue, render_json_schema, render_markdown
@@ -136,17 +137,8 @@ def test_cli_sources_and_errors(store_path: Path, tmp_path: Path) -> None:
     assert code == 1 and "no such event store" in err
 
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=3000",
-]
+# The browser tests' flags, plus time for the page's script to run before the dump.
+CHROMIUM_FLAGS = [*browser_support.CHROMIUM_FLAGS, "--virtual-time-budget=3000"]
 
 
 def test_html_works_offline_in_headless_chromium(store_path: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ case, pays for no second pass.
 
 Read events come back as ``{id, name, timestamp (ISO-8601 text, UTC), data,
 context, **extra}``, the shape the SQLite store returns. An event stored
-without an id has the content-derived id `store.sqlite.row_for` gives it; a
+without an id has the content-derived id `store.rows.content_id` gives it; a
 missing ``data``/``context`` comes back as None.
 """
 

@@ -24,7 +24,7 @@ import orjson
 from .. import diagnostics
 from ..serialization import OPTIONS, _default, loads, skip_unencodable
 from ..serialization import dumps as dumps_repaired
-from .rows import from_micros, row_for, to_micros
+from .rows import content_id, from_micros, to_micros
 
 Row = tuple[str, str, datetime | str, str | None, str | None, str | None]
 COLUMNS: Final = "(id, name, ts, data, context, extra)"
@@ -66,7 +66,7 @@ def _timestamp(value: Any, name: str) -> datetime | None:
 def _row(event: Mapping[str, Any]) -> Row:
     event_id = event.get("id")
     if type(event_id) is not str or not event_id:
-        event_id = row_for(dict(event))[0]
+        event_id = content_id(dumps_repaired(dict(event)))
     elif "\x00" in event_id:
         event_id = _no_nul(event_id)
     name = event.get("name")

@@ -200,7 +200,7 @@ class SQLiteStore:
 
     def latest(self, name: str) -> dict[str, Any] | None:
         """The most recent stored event named `name`, or None."""
-        where = self.layout.names_where("name = ?")
+        where = self.layout.name_is()
         rows = self._read(
             f"SELECT body FROM {self.layout.table} WHERE {where} ORDER BY ts DESC LIMIT 1", [name]
         )
@@ -229,7 +229,10 @@ class SQLiteStore:
                 else:
                     parts.append("name = ?")
                 params.append(pattern)
-            clauses.append(self.layout.names_where(" OR ".join(parts)))
+            if parts == ["name = ?"]:
+                clauses.append(self.layout.name_is())
+            else:
+                clauses.append(self.layout.names_where(" OR ".join(parts)))
         if query.since is not None:
             clauses.append("ts >= ?")
             params.append(to_micros(query.since))

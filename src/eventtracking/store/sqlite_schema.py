@@ -77,10 +77,14 @@ class Layout:
         """A condition on the name column, given `conditions` on a text ``name``."""
         if not self.named:
             return f"({conditions})"
-        if conditions == "name = ?":
-            # One name: an equality, so the index also gives the time order.
-            return "name_id = (SELECT id FROM et_names WHERE name = ?)"
         return f"name_id IN (SELECT id FROM et_names WHERE {conditions})"
+
+    def name_is(self) -> str:
+        """The condition for one exact name (one parameter): an equality on the name
+        column, so that the index also gives the time order."""
+        if not self.named:
+            return "name = ?"
+        return "name_id = (SELECT id FROM et_names WHERE name = ?)"
 
 
 NAMED: Final = Layout("et_events", "name_id", "et_events_name_ts_slot", named=True)

@@ -231,38 +231,24 @@ def end_to_end(url: str, dsn: str, events: list[dict[str, Any]], consumers: int)
     stream, table = f"bench-{uuid.uuid4().hex[:10]}", pg_fresh(dsn)
     client = redis.Redis.from_url(url)
     store_url = f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
-    workers: list[subprocess.Popen[str]] = []
+    commands = []
+    for k in range(consumers):
+        command = [sys.executable, "-m", "eventtracking", "consume", url, "--stream", stream]
+        command += ["--group", "bench", "--consumer", f"w{k}", "--to", store_url]
+        command += ["--batch", "1000", "--block-ms", "50", "--report-every", "60", "--json"]
+        commands.append(command)
     try:
-        for k in range(consumers):
-            command = [sys.executable, "-m", "eventtracking", "consume", url, "--stream", stream]
-            command += ["--group", "bench", "--consumer", f"w{k}", "--to", store_url]
-            command += ["--batch", "1000", "--block-ms", "50", "--report-every", "60", "--json"]
-            workers.append(
-                subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            )
-        deadline = time.monotonic() + 60
-        while _consumers_ready(client, stream) < consumers:  # started and blocking on reads
-            assert time.monotonic() < deadline, "consumers did not start"
-            time.sleep(0.05)
-        for worker in workers:
-            os.kill(worker.pid, signal.SIGSTOP)
-        backend = deliver(RedisStreamBackend(url, stream), NO_SETTING, "bus")
+        with PausedConsumers(client, stream, commands) as workers:
+            backend = deliver(RedisStreamBackend(url, stream), NO_SETTING, "bus")
 
-        def publish_all() -> None:
-            for event in events:
-                backend.send(event)
-            backend.close(300)
+            def publish_all() -> None:
+                for event in events:
+                    backend.send(event)
+                backend.close(300)
 
-        publish = clock(publish_all)
-        start = time.perf_counter()
-        for worker in workers:
-            os.kill(worker.pid, signal.SIGCONT)
-        while not _drained(client, stream):
-            time.sleep(0.005)
-        drain = time.perf_counter() - start
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        summaries = [json.loads(worker.communicate(timeout=60)[0]) for worker in workers]
+            publish = clock(publish_all)
+            drain = workers.drain()
+            summaries = [json.loads(out) for out in workers.stop()]
         assert pg_count(dsn, table) == (len(events), len(events)), "events lost end to end"
         return {
             "consumers": consumers,
@@ -273,26 +259,79 @@ def end_to_end(url: str, dsn: str, events: list[dict[str, Any]], consumers: int)
             "written_per_consumer": [summary["written"] for summary in summaries],
         }
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                os.kill(worker.pid, signal.SIGCONT)
-                worker.kill()
-                worker.wait(10)
         client.delete(stream)
         client.close()
         pg_drop(dsn, table)
 
 
-def _consumers_ready(client: Any, stream: str) -> int:
-    try:
-        return len(client.xinfo_consumers(stream, "bench"))
-    except Exception:  # the group does not exist yet
-        return 0
+class PausedConsumers:
+    """Consumer processes (one command each) reading `stream` in the group ``bench``.
 
+    Entering starts them, waits until every one reads the stream, then pauses
+    them (SIGSTOP), so that a stream can be filled before the clock starts.
+    `drain` resumes them and times until the group has no lag and nothing
+    pending; `stop` ends them with SIGTERM and returns what each printed.
+    Leaving kills any still running.
+    """
 
-def _drained(client: Any, stream: str) -> bool:
-    (group,) = client.xinfo_groups(stream)
-    return bool(group["lag"] == 0 and group["pending"] == 0)
+    def __init__(self, client: Any, stream: str, commands: list[list[str]]) -> None:
+        self.client, self.stream, self.commands = client, stream, commands
+        self.workers: list[subprocess.Popen[str]] = []
+
+    def __enter__(self) -> PausedConsumers:
+        try:
+            for command in self.commands:
+                self.workers.append(
+                    subprocess.Popen(
+                        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                    )
+                )
+            deadline = time.monotonic() + 60
+            while self._ready() < len(self.workers):  # started and blocking on reads
+                if time.monotonic() > deadline or any(w.poll() is not None for w in self.workers):
+                    for worker in self.workers:
+                        worker.kill()
+                    errors = "".join(worker.communicate()[1] for worker in self.workers)
+                    raise RuntimeError(f"consumers did not start: {errors[-2000:]}")
+                time.sleep(0.05)
+            for worker in self.workers:
+                os.kill(worker.pid, signal.SIGSTOP)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def drain(self) -> float:
+        """Resume the consumers; seconds until every entry is acknowledged."""
+        start = time.perf_counter()
+        for worker in self.workers:
+            os.kill(worker.pid, signal.SIGCONT)
+        while not self._drained():
+            time.sleep(0.005)
+        return time.perf_counter() - start
+
+    def stop(self) -> list[str]:
+        """SIGTERM every consumer; what each printed on stdout."""
+        for worker in self.workers:
+            worker.send_signal(signal.SIGTERM)
+        return [worker.communicate(timeout=60)[0] for worker in self.workers]
+
+    def __exit__(self, *exc_info: object) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                os.kill(worker.pid, signal.SIGCONT)
+                worker.kill()
+                worker.wait(10)
+
+    def _ready(self) -> int:
+        try:
+            return len(self.client.xinfo_consumers(self.stream, "bench"))
+        except Exception:  # the group does not exist yet
+            return 0
+
+    def _drained(self) -> bool:
+        (group,) = self.client.xinfo_groups(self.stream)
+        return bool(group["lag"] == 0 and group["pending"] == 0)
 
 
 # -- the run ----------------------------------------------------------------------------

@@ -27,9 +27,7 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
-import time
 import uuid
 from typing import Any
 
@@ -37,8 +35,7 @@ import orjson
 
 from backends import (
     OUT,
-    _consumers_ready,
-    _drained,
+    PausedConsumers,
     available,
     pg_count,
     pg_drop,
@@ -107,55 +104,31 @@ def drain(url: str, dsn: str, payloads: list[bytes], consumers: int, floor: bool
     stream, table = f"bench-{uuid.uuid4().hex[:10]}", pg_fresh(dsn)
     client = redis.Redis.from_url(url)
     store_url = f"{dsn}{'&' if '?' in dsn else '?'}table={table}"
-    workers: list[subprocess.Popen[str]] = []
+    commands = []
+    for k in range(consumers):
+        if floor:
+            command = [sys.executable, __file__, "--floor-child", url, store_url, stream]
+            command += ["bench", f"w{k}"]
+        else:
+            command = [sys.executable, "-m", "eventtracking", "consume", url]
+            command += ["--stream", stream, "--group", "bench", "--consumer", f"w{k}"]
+            command += ["--to", store_url, "--batch", str(BATCH), "--block-ms", "50"]
+            command += ["--report-every", "60", "--json"]
+        commands.append(command)
     try:
-        for k in range(consumers):
-            if floor:
-                command = [sys.executable, __file__, "--floor-child", url, store_url, stream]
-                command += ["bench", f"w{k}"]
-            else:
-                command = [sys.executable, "-m", "eventtracking", "consume", url]
-                command += ["--stream", stream, "--group", "bench", "--consumer", f"w{k}"]
-                command += ["--to", store_url, "--batch", str(BATCH), "--block-ms", "50"]
-                command += ["--report-every", "60", "--json"]
-            workers.append(
-                subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            )
-        deadline = time.monotonic() + 60
-        while _consumers_ready(client, stream) < consumers:  # started and blocking on reads
-            if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-                for worker in workers:
-                    worker.kill()
-                errors = "".join(worker.communicate()[1] for worker in workers)
-                raise RuntimeError(f"consumers did not start: {errors[-2000:]}")
-            time.sleep(0.05)
-        for worker in workers:
-            os.kill(worker.pid, signal.SIGSTOP)
-        pipe = client.pipeline(transaction=False)
-        for k, payload in enumerate(payloads):
-            pipe.xadd(stream, {b"event": payload})
-            if k % 1000 == 999:
-                pipe.execute()
-        pipe.execute()
-        start = time.perf_counter()
-        for worker in workers:
-            os.kill(worker.pid, signal.SIGCONT)
-        while not _drained(client, stream):
-            time.sleep(0.005)
-        seconds = time.perf_counter() - start
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.communicate(timeout=60)
+        with PausedConsumers(client, stream, commands) as workers:
+            pipe = client.pipeline(transaction=False)
+            for k, payload in enumerate(payloads):
+                pipe.xadd(stream, {b"event": payload})
+                if k % 1000 == 999:
+                    pipe.execute()
+            pipe.execute()
+            seconds = workers.drain()
+            workers.stop()
         n = len(payloads)
         assert pg_count(dsn, table) == (n, n), "events lost or duplicated"
         return {"consumers": consumers, "seconds": seconds, "events_per_s": n / seconds}
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                os.kill(worker.pid, signal.SIGCONT)
-                worker.kill()
-                worker.wait(10)
         client.delete(stream)
         client.close()
         pg_drop(dsn, table)

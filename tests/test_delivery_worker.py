@@ -321,6 +321,44 @@ def test_close_keeps_undelivered_events_in_the_journal_for_the_next_process(
     assert sorted(p.name for p in (tmp_path / "j").iterdir()) == ["dead-letters.db"]
 
 
+def test_close_while_the_worker_spills_keeps_the_chunk_in_its_hands(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The worker's journal write is held past close's grace period: close must
+    # wait for that chunk instead of taking the queue around it and losing it.
+    delivery = DeliveryBackend(
+        DownBackend(),
+        journal_dir=tmp_path / "j",
+        batch_size=10,
+        max_delay=0.01,
+        circuit={"failure_threshold": 1, "reset_timeout": 3600},
+    )
+    journal = delivery.journal
+    assert journal is not None
+    write, in_write = journal.append, threading.Event()
+
+    def slow_from_the_worker(data: bytes, records: int = 1, obj: Any = None) -> None:
+        if threading.current_thread().name.startswith("eventtracking-delivery"):
+            in_write.set()
+            threading.Event().wait(0.6)  # longer than STOP_GRACE
+        write(data, records, obj)
+
+    journal.append = slow_from_the_worker  # type: ignore[method-assign]
+    for n in range(3_000):
+        delivery.send(event(n))
+    assert in_write.wait(10)
+    delivery.close()
+    stats = delivery.metrics_snapshot()
+    assert stats["dropped"] == {}
+    assert stats["journaled"] + stats["delivered"] == 3_000 == stats["emitted"]
+    backend = RecordingBackend()
+    after = DeliveryBackend(backend, journal_dir=tmp_path / "j", max_delay=0.01)
+    assert after.flush(20)
+    after.close()
+    assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(3_000)]
+    assert "abandoned" not in caplog.text  # it was spilling, not stuck in the backend
+
+
 def test_close_without_a_journal_counts_what_is_lost(make: Make) -> None:
     delivery, backend = stuck_and_full(make, journal_dir=None)
     delivery.close()  # the worker is stuck: its batch (event 0) counts as lost too

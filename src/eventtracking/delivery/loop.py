@@ -93,6 +93,9 @@ class Worker:
         self.room = threading.Condition(self.lock)  # `block` overflow waits here
         self.waiting_for_room = 0
         self.wakeup = threading.Event()
+        # Held while a spilled chunk is out of the queue but not yet in the
+        # journal, so close never takes the queue with a chunk in neither place.
+        self.handoff = threading.Lock()
         self.batch: Batch | None = None
         self.abandoned = False  # close gave up waiting for us: commit nothing more
         self.delivering = True  # False while the batch in hand waits to be retried
@@ -132,11 +135,16 @@ class Worker:
         return not self._thread.is_alive()
 
     def leftovers(self) -> list[Event]:
-        """At close (thread stopped): the memory batch in hand and the queue, emptied."""
+        """At close (after `stop`): the memory batch in hand and the queue, emptied.
+
+        A worker still spilling finishes the chunk it holds first; it spills
+        nothing more once stopped, so what this returns is all that is left.
+        """
         left: list[Event] = []
-        if self.batch is not None and self.batch.source is None:
-            left.extend(self.batch.events())  # a journal batch stays in the journal
-        left.extend(self._identified(self.take(len(self.queue))))
+        with self.handoff:
+            if self.batch is not None and self.batch.source is None:
+                left.extend(self.batch.events())  # a journal batch stays in the journal
+            left.extend(self._identified(self.take(len(self.queue))))
         return left
 
     def _identified(self, events: list[Event]) -> list[Event]:
@@ -293,21 +301,26 @@ class Worker:
         assert self.journal is not None
         moved = 0
         while True:
-            chunk = self._identified(self.take(SPILL_CHUNK))
-            if not chunk:
-                return moved
-            blob = b"".join([frame(dumps(event)) for event in chunk])
-            try:
-                self.journal.append(blob, len(chunk))
-            except (JournalFull, OSError):
-                with self.lock:
-                    self.queue.extendleft(reversed(chunk))
-                if not self._spill_blocked:
-                    self._spill_blocked = True
-                    diagnostics.log_burst(
-                        f"spill:{self.name}", "delivery %r cannot spill to its journal", self.name
-                    )
-                return moved
+            with self.handoff:
+                if self._stop.is_set():
+                    return moved  # close journals the rest (see leftovers)
+                chunk = self._identified(self.take(SPILL_CHUNK))
+                if not chunk:
+                    return moved
+                blob = b"".join([frame(dumps(event)) for event in chunk])
+                try:
+                    self.journal.append(blob, len(chunk))
+                except (JournalFull, OSError):
+                    with self.lock:
+                        self.queue.extendleft(reversed(chunk))
+                    if not self._spill_blocked:
+                        self._spill_blocked = True
+                        diagnostics.log_burst(
+                            f"spill:{self.name}",
+                            "delivery %r cannot spill to its journal",
+                            self.name,
+                        )
+                    return moved
             self._spill_blocked = False
             moved += len(chunk)
 

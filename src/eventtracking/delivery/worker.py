@@ -53,6 +53,7 @@ from .retry import CircuitBreaker, CircuitPolicy, RetryPolicy
 from .segments import frame
 
 STOP_GRACE: Final = 0.25  # seconds close() gives a worker stuck inside the backend
+SPILL_GRACE: Final = 0.05  # seconds more for a worker that has just spilled its last chunk
 YIELD_EVERY: Final = 32  # when behind, emit gives the worker the GIL once per this many events
 OVERFLOW_YIELD_EVERY: Final = 128  # the same while the queue is full: under 1% of emits
 MiB: Final = 1 << 20
@@ -359,9 +360,12 @@ class DeliveryBackend:
             worker = self._worker
             assert worker is not None
             stopped = worker.stop(STOP_GRACE)
+            left = worker.leftovers()  # waits for a chunk being spilled to the journal
+            if not stopped:  # it was spilling (it ends now), or it is stuck in the backend
+                stopped = worker.stop(SPILL_GRACE)
             if not stopped:
                 worker.abandoned = True
-            self._intake.keep(worker.leftovers())
+            self._intake.keep(left)
             if self.journal is not None:
                 self.journal.close()
                 path = worker.metrics_path()

@@ -190,6 +190,40 @@ def stuck_and_full(make: Make, **options: Any) -> tuple[DeliveryBackend, Blockin
     return delivery, backend
 
 
+@pytest.mark.parametrize("overflow", ["drop_newest", "drop_oldest", "block", "spill"])
+def test_emitted_counts_each_overflowing_event_once(
+    make: Make, tmp_path: Path, overflow: str
+) -> None:
+    # Queued events are counted by the queue, the others by emit: never both.
+    delivery, backend = stuck_and_full(
+        make, overflow=overflow, block_timeout=0.01, journal_dir=tmp_path / "j"
+    )
+    delivery.send(event(6))
+    delivery.send(event(7))
+    assert delivery.metrics_snapshot()["emitted"] == 8
+    backend.release()
+    assert delivery.flush(10)
+    stats = delivery.metrics_snapshot()
+    assert stats["emitted"] == 8 == stats["delivered"] + stats["dropped_total"]
+
+
+def test_emitted_is_unchanged_by_events_given_back_to_the_queue(make: Make) -> None:
+    # A batch that fails in the caller (inline) and a batch cut to its bytes
+    # both put events back at the head of the queue: they were emitted once.
+    inline = make(
+        FlakyBackend(1), mode="inline", batch_size=4, max_delay=0.01, retry={"initial_backoff": 0}
+    )
+    cut = make(InMemoryBackend(), batch_size=10, batch_bytes=300, max_delay=0.01)
+    for n in range(10):
+        inline.send(event(n))
+        cut.send(event(n))
+    for delivery in (inline, cut):
+        assert delivery.flush(10)
+        stats = delivery.metrics_snapshot()
+        assert stats["emitted"] == 10 == stats["delivered"], stats
+    assert cut.metrics_snapshot()["batches"] >= 5  # the byte limit did cut batches
+
+
 def test_drop_newest_counts_each_drop(make: Make) -> None:
     delivery, backend = stuck_and_full(make, overflow="drop_newest")
     delivery.send(event(6))

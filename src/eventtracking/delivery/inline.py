@@ -105,9 +105,7 @@ class InlineWriter:
                         self.backend.send(event)
                         sent += 1
             except Exception:
-                rest = [with_id(e) if type(e) is dict else e for e in batch[sent:]]
-                with worker.lock:
-                    worker.queue.extendleft(reversed(rest))
+                worker.put_back([with_id(e) if type(e) is dict else e for e in batch[sent:]])
                 self._on_failure()
                 worker.wakeup.set()
                 diagnostics.log_burst(

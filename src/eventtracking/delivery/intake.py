@@ -102,25 +102,26 @@ class Intake:
                 diagnostics.log_burst(f"journal:{self.name}", "cannot write journal %r", self.name)
                 return False
 
-    def overflow(self, worker: Worker, event: Event) -> None:
-        """The memory queue is full: apply the overflow policy to `event`."""
+    def overflow(self, worker: Worker, event: Event) -> bool:
+        """The memory queue is full: apply the overflow policy to `event`.
+
+        True if `event` went into the queue after all (where it is counted
+        as emitted), False if it was journaled or dropped.
+        """
         policy = self.options.overflow
         if policy == "drop_newest":
             self.drop("queue_full")
-        elif policy == "spill":
+            return False
+        if policy == "spill":
             self.journal_event(with_id(event) if type(event) is dict else event)
-        elif policy == "drop_oldest":
-            with worker.lock:
-                evicted = bool(worker.queue)
-                if evicted:
-                    worker.queue.popleft()
-                worker.queue.append(event)
-            if evicted:
+            return False
+        if policy == "drop_oldest":
+            if worker.replace_oldest(event):
                 self.drop("oldest")
-        else:
-            self._block(worker, event)
+            return True
+        return self._block(worker, event)
 
-    def _block(self, worker: Worker, event: Event) -> None:
+    def _block(self, worker: Worker, event: Event) -> bool:
         deadline = time.monotonic() + self.options.block_timeout
         with worker.room:
             worker.waiting_for_room += 1
@@ -132,10 +133,11 @@ class Intake:
                     worker.room.wait(left)
                 else:
                     worker.queue.append(event)
-                    return
+                    return True
             finally:
                 worker.waiting_for_room -= 1
         self.drop("block_timeout")
+        return False
 
     def keep(self, events: list[Event]) -> None:
         """At close: journal what is left (the next process delivers it), else count it lost."""

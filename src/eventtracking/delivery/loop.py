@@ -89,6 +89,10 @@ class Worker:
         self._sleep = sleep
         self._recovered = recovered  # told after each batch done with the breaker closed
         self.queue: deque[Event] = deque()
+        # Events that left the queue (taken or evicted) less those put back,
+        # changed under `lock`: with the queue's length, how many ever entered
+        # it, so emit counts nothing itself (`entered`).
+        self.taken = 0
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)  # `block` overflow waits here
         self.waiting_for_room = 0
@@ -162,9 +166,31 @@ class Worker:
                 queue.clear()
             else:
                 taken = [queue.popleft() for _ in range(limit)]
+            self.taken += len(taken)
             if self.waiting_for_room:
                 self.room.notify_all()
         return taken
+
+    def put_back(self, events: list[Event]) -> None:
+        """Return `events`, taken earlier, to the head of the queue, in order (any thread)."""
+        with self.lock:
+            self.queue.extendleft(reversed(events))
+            self.taken -= len(events)
+
+    def replace_oldest(self, event: Event) -> bool:
+        """Queue `event`, evicting the oldest queued event if any: True if one was evicted."""
+        with self.lock:
+            evicted = bool(self.queue)
+            if evicted:
+                self.queue.popleft()
+                self.taken += 1
+            self.queue.append(event)
+        return evicted
+
+    def entered(self) -> int:
+        """How many events were ever appended to the queue (taken, evicted or still there)."""
+        with self.lock:
+            return self.taken + len(self.queue)
 
     # -- the loop ----------------------------------------------------------------
 
@@ -252,8 +278,7 @@ class Worker:
         for i, event in enumerate(events):
             total += len(dumps(event))
             if total > limit and i > 0:
-                with self.lock:  # give the rest back, at the head, in order
-                    self.queue.extendleft(reversed(events[i:]))
+                self.put_back(events[i:])  # the rest, at the head, in order
                 return events[:i]
         return events
 
@@ -311,8 +336,7 @@ class Worker:
                 try:
                     self.journal.append(blob, len(chunk))
                 except (JournalFull, OSError):
-                    with self.lock:
-                        self.queue.extendleft(reversed(chunk))
+                    self.put_back(chunk)
                     if not self._spill_blocked:
                         self._spill_blocked = True
                         diagnostics.log_burst(

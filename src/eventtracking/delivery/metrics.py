@@ -76,6 +76,10 @@ class AtomicCount:
         return int(repr(self._count)[6:-1])
 
 
+def _nothing() -> int:
+    return 0
+
+
 class DeliveryMetrics:
     """Counters and latency samples for one delivery worker; thread-safe.
 
@@ -89,7 +93,12 @@ class DeliveryMetrics:
         self._reset()
 
     def _reset(self) -> None:
-        self.emitted = AtomicCount()  # bumped by the emitting threads, without a lock
+        # Emitted events the worker's queue took in are counted by the queue
+        # (`Worker.entered`, set as `queued`): emit then counts nothing. The
+        # rest (durable, synchronous, journaled or dropped on overflow) are
+        # bumped here by the emitting threads, without a lock.
+        self.emitted = AtomicCount()
+        self.queued: Callable[[], int] = _nothing
         self.delivered = 0
         self.retried = 0
         self.dead_lettered = 0
@@ -147,10 +156,11 @@ class DeliveryMetrics:
     def snapshot(self, **gauges: Any) -> dict[str, Any]:
         """Every counter, the drops by reason, latency and the given gauges, as plain JSON data."""
         p50, p99 = self.latency()
+        emitted = self.emitted.value + self.queued()
         with self._lock:
             data: dict[str, Any] = {
                 "name": self.name,
-                "emitted": self.emitted.value,
+                "emitted": emitted,
                 "delivered": self.delivered,
                 "retried": self.retried,
                 "dead_lettered": self.dead_lettered,

@@ -192,6 +192,7 @@ class DeliveryBackend:
         )
         self._worker = worker
         self._queue, self._wakeup = worker.queue, worker.wakeup
+        self.metrics.queued = worker.entered
         worker.start()
         mode = self.options.mode
         self._fast = mode in ("buffered", "inline")
@@ -219,8 +220,7 @@ class DeliveryBackend:
         durable and synchronous mode; inline mode gives one only to events
         that failed in the caller.
         """
-        if self._inline:
-            self._count_emitted()
+        if self._inline:  # counted as emitted by the queue (Worker.entered)
             queue = self._queue
             queue.append(event)
             depth = len(queue)
@@ -240,7 +240,6 @@ class DeliveryBackend:
             return
         if self._ids_at_send and type(event) is dict and "id" not in event:
             event = with_id(event)  # inline mode, while the worker writes for the callers
-        self._count_emitted()
         queue = self._queue
         depth = len(queue)
         if depth < self._queue_size:
@@ -254,7 +253,8 @@ class DeliveryBackend:
                         time.sleep(0)
             return
         assert self._worker is not None
-        self._intake.overflow(self._worker, event)
+        if not self._intake.overflow(self._worker, event):
+            self._count_emitted()  # journaled or dropped: the queue did not count it
         self._overflows += 1
         if self._overflows % OVERFLOW_YIELD_EVERY == 0:
             time.sleep(0)  # a full queue: let the worker take a batch instead of spilling all

@@ -112,6 +112,23 @@ def test_batches_by_time(make: Make) -> None:
     assert [len(b) for b in backend.batches] == [3]
 
 
+def test_inline_events_emitted_while_max_delay_runs_go_out_with_it(make: Make) -> None:
+    # The first event starts the worker's clock; a full batch is then written
+    # by the caller, and the next event does not wake the worker again: it
+    # goes out when the running clock expires, without a flush.
+    backend = RecordingBackend()
+    delivery = make(backend, mode="inline", batch_size=10, max_delay=2.0)
+    worker = delivery._worker
+    assert worker is not None
+    delivery.send(event(0))
+    assert wait_for(lambda: worker.timing)
+    for n in range(1, 11):
+        delivery.send(event(n))
+    assert len(backend.events) == 10  # written by this thread; event 10 waits
+    assert wait_for(lambda: len(backend.events) == 11)
+    assert backend.ids()[-1] == f"ev-{10:08d}"
+
+
 # -- faults -----------------------------------------------------------------------------------
 
 

@@ -103,6 +103,9 @@ class Worker:
         self.batch: Batch | None = None
         self.abandoned = False  # close gave up waiting for us: commit nothing more
         self.delivering = True  # False while the batch in hand waits to be retried
+        # True while max_delay runs for events seen waiting: those emitted
+        # meanwhile go out with them, no later, and need not wake this thread.
+        self.timing = False
         self._stop = threading.Event()
         self._flushes: list[FlushRequest] = []
         self._thread: threading.Thread | None = None
@@ -233,6 +236,12 @@ class Worker:
 
     def _wait_for_work(self) -> bool:
         """Wait until a batch is due; False if there is nothing to do (yet)."""
+        try:
+            return self._wait_for_a_batch()
+        finally:
+            self.timing = False
+
+    def _wait_for_a_batch(self) -> bool:
         first_seen: float | None = None
         while not self._stop.is_set():
             self.wakeup.clear()
@@ -242,6 +251,7 @@ class Worker:
                 return True
             if waiting and first_seen is None:
                 first_seen = now
+                self.timing = True
             if first_seen is not None and now - first_seen >= self.options.max_delay:
                 return True
             if not waiting:

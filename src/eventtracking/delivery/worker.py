@@ -227,8 +227,11 @@ class DeliveryBackend:
             if depth >= self._batch_size:
                 assert self._inline_writer is not None and self._worker is not None
                 self._inline_writer.write(self._worker, self._batch_size)
-            elif depth == 1 and not self._wakeup.is_set():
-                self._wakeup.set()  # the worker starts the max_delay clock
+            elif depth == 1:
+                worker = self._worker
+                assert worker is not None
+                if not worker.timing and not self._wakeup.is_set():
+                    self._wakeup.set()  # the worker starts the max_delay clock
             return
         if not self._fast:
             if type(event) is dict and "id" not in event:

@@ -10,6 +10,14 @@ ids' millisecond is stretched to 100 ms for the count (the clock is real).
 Instructions are not time (cache misses and branch mispredictions are not
 counted), so this complements `run.py`, it does not replace it.
 
+Each count is the median over `--layouts` runs that differ only in the size
+of an unused environment variable, which moves the process's memory layout.
+CPython's method cache is indexed by the address of the attribute name, so
+one layout can make two lookups of every event evict each other. Measured
+here: in some layouts a `hasattr` that orjson makes for each event misses
+the cache every time, which adds some 600 instructions per JSON-lines event
+(callgrind's call graph shows it; the code is the same).
+
 Where emit to JSON lines spends its instructions: ``jsonl`` minus ``null``
 is what the JSON-lines side adds to emit itself (``null``: the tracker and a
 backend that does nothing); ``jsonl-plain`` is the writer called per event,
@@ -26,6 +34,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,8 +78,11 @@ else:
 COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def instructions(argv: list[str], out: str = "/dev/null") -> int:
-    env = dict(os.environ, PYTHONHASHSEED="0")
+LAYOUT_PADS = (0, 17, 40, 64, 101, 7, 29)  # environment padding of each layout, in bytes
+
+
+def instructions(argv: list[str], out: str = "/dev/null", pad: int = 0) -> int:
+    env = dict(os.environ, PYTHONHASHSEED="0", ET_LAYOUT_PAD="x" * pad)
     proc = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
         capture_output=True,
@@ -83,8 +95,20 @@ def instructions(argv: list[str], out: str = "/dev/null") -> int:
     return int(match[1])
 
 
-def per_event(argv_for: dict[int, list[str]], n: int) -> float:
-    return (instructions(argv_for[6 * n]) - instructions(argv_for[n])) / (5 * n)
+def per_event(argv_for: dict[int, list[str]], n: int, layouts: int = 1) -> list[float]:
+    """Instructions per event under each of `layouts` memory layouts (see module docs)."""
+    return [
+        (instructions(argv_for[6 * n], pad=pad) - instructions(argv_for[n], pad=pad)) / (5 * n)
+        for pad in LAYOUT_PADS[:layouts]
+    ]
+
+
+def spread(counts: list[float]) -> str:
+    """The median, and the range when there is more than one count."""
+    middle = statistics.median(counts)
+    if len(counts) == 1:
+        return f"{middle:>9,.0f}"
+    return f"{middle:>9,.0f}  ({min(counts):,.0f}-{max(counts):,.0f})"
 
 
 ANNOTATED = re.compile(r"^\s*([0-9,]+) .*?\s(\S+:\S+)")
@@ -122,37 +146,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--annotate", action="store_true", help="jsonl, by C function")
+    parser.add_argument(
+        "--layouts", type=int, default=3, help="memory layouts per count (median; module docs)"
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     n, python = args.events, sys.executable
     child = CHILD.format(bench=str(ROOT / "bench"))
     systems = ("null", "validated", "jsonl", "jsonl-plain", "memory", "sqlite", "ten")
-    ours = {
-        system: per_event({k: [python, "-c", child, system, str(k)] for k in (n, 6 * n)}, n)
+    if not 1 <= args.layouts <= len(LAYOUT_PADS):
+        parser.error(f"--layouts must be between 1 and {len(LAYOUT_PADS)}")
+    layouts = args.layouts
+    runs = {
+        system: per_event(
+            {k: [python, "-c", child, system, str(k)] for k in (n, 6 * n)}, n, layouts
+        )
         for system in systems
     }
     with tempfile.TemporaryDirectory() as tmp:
-        floors = {
-            floor: per_event(
-                {k: floor_command(floor, Path(tmp) / f"{floor}-{k}", k) for k in (n, 6 * n)}, n
+        for floor in ("limit", "sqlite-limit", "serialize-once"):
+            runs[floor] = per_event(
+                {k: floor_command(floor, Path(tmp) / f"{floor}-{k}", k) for k in (n, 6 * n)},
+                n,
+                layouts,
             )
-            for floor in ("limit", "sqlite-limit", "serialize-once")
-        }
-    print(f"instructions per event (callgrind, {n:,} vs {6 * n:,} events)")
-    for name, count in {**floors, **ours}.items():
-        print(f"  {name:<14} {count:>9,.0f}")
-    print(f"  jsonl / limit               {ours['jsonl'] / floors['limit']:.2f}x")
-    print(f"  sqlite / sqlite-limit       {ours['sqlite'] / floors['sqlite-limit']:.2f}x")
-    print(f"  ten / serialize-once        {ours['ten'] / floors['serialize-once']:.2f}x")
-    side, plain = ours["jsonl"] - ours["null"], ours["jsonl-plain"] - ours["null"]
+    counts = {name: statistics.median(values) for name, values in runs.items()}
     print(
-        f"  jsonl split: emit (tracker, no-op backend) {ours['null']:,.0f}; JSON-lines side "
+        f"instructions per event (callgrind, {n:,} vs {6 * n:,} events; "
+        f"median of {layouts} memory layout(s), range in brackets)"
+    )
+    for name in ("limit", "sqlite-limit", "serialize-once", *systems):
+        print(f"  {name:<14} {spread(runs[name])}")
+    print(f"  jsonl / limit               {counts['jsonl'] / counts['limit']:.2f}x")
+    print(f"  sqlite / sqlite-limit       {counts['sqlite'] / counts['sqlite-limit']:.2f}x")
+    print(f"  ten / serialize-once        {counts['ten'] / counts['serialize-once']:.2f}x")
+    side, plain = counts["jsonl"] - counts["null"], counts["jsonl-plain"] - counts["null"]
+    print(
+        f"  jsonl split: emit (tracker, no-op backend) {counts['null']:,.0f}; JSON-lines side "
         f"(inline delivery, batches of 100 encoded and written) {side:,.0f}; the writer "
         f"called per event without delivery adds {plain:,.0f}"
     )
-    extra = ours["validated"] - ours["null"]
-    print(f"  validation adds             {extra:,.0f} ({extra / ours['null']:.0%} of emit)")
+    extra = counts["validated"] - counts["null"]
+    print(f"  validation adds             {extra:,.0f} ({extra / counts['null']:.0%} of emit)")
     if args.annotate:
         annotate({k: [python, "-c", child, "jsonl", str(k)] for k in (n, 6 * n)}, n)
 

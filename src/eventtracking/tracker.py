@@ -182,7 +182,9 @@ class Tracker:
             view = read_stack()._combined
             if view is None or view.version != locator._process_version:
                 view = locator.view()
-            context = view.merged.copy()
+            # The merged dict is never changed once built; backends that all
+            # leave events unchanged may share it (no copy per event).
+            context = view.merged if routing.shares_context else view.merged.copy()
         else:  # an Open edX-style locator: only get()
             context = resolve_context(locator)
         if full:

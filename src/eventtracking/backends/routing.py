@@ -174,6 +174,7 @@ class RoutingBackend:
         self.counters = diagnostics.Counters()  # this tree's failures (Tracker.stats)
         self._routes: tuple[tuple[str, Any], ...] = ()
         self._shared: SharedRoutes | None = None  # see _reroute
+        self.shares_context = False  # see _reroute
         self._backends = _Backends({}, self)
         self._processors: list[Processor] = []
         if backends is not None:
@@ -243,6 +244,10 @@ class RoutingBackend:
             shared = tuple(_shared_route(name, backend) for name, backend in ordered)
             sharing = sum(not route[2] for route in shared) >= 2
             self._shared = shared if sharing else None
+            # Every backend promises to leave events unchanged (processors
+            # work on a private copy): a tracker may then hand them all one
+            # merged-context dict instead of a copy per event (`shares_context`).
+            self.shares_context = bool(shared) and not any(route[2] for route in shared)
         self._update_direct()
 
     def register_backend(self, name: str, backend: Any) -> None:

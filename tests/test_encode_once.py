@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -254,6 +255,21 @@ def test_a_replaced_send_on_the_instance_is_called() -> None:
     RoutingBackend({"a": sinks[0], "b": sinks[1]}).send({"name": "e"})
     assert seen == [{"name": "e"}]
     assert sinks[1].lines == []
+
+
+def test_send_replaced_after_the_routes_were_built_is_called_and_restored() -> None:
+    sinks = [LineRecorder(), LineRecorder()]
+    routing = RoutingBackend({"a": sinks[0], "b": sinks[1]})
+    routing.send({"name": "before"})
+    with mock.patch.object(sinks[1], "send") as patched:  # as a test of an app would
+        routing.send({"name": "patched"})
+    routing.send({"name": "after"})
+    patched.assert_called_once_with({"name": "patched"})
+    assert [orjson.loads(got) for got, _ in sinks[1].lines] == [
+        {"name": "before"},
+        {"name": "after"},
+    ]
+    assert len(sinks[0].lines) == 3
 
 
 def test_a_sink_without_an_instance_dict_gets_send() -> None:

@@ -56,6 +56,17 @@ def run(command: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedPr
     )
 
 
+def ctrl_c_stops_it() -> None:
+    """In the child, before exec: SIGINT to its default, as in a terminal.
+
+    A shell that starts a job in the background without job control (CI
+    runners, ``sh -c "... &"``) ignores SIGINT for it, make keeps it ignored,
+    and a Python started with SIGINT ignored never raises KeyboardInterrupt:
+    this test's Ctrl-C would then do nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_until_output(command: str, cwd: Path) -> tuple[int, str]:
     """Start a command that runs until Ctrl-C; wait for its first line, then press Ctrl-C."""
     process = subprocess.Popen(
@@ -65,6 +76,7 @@ def run_until_output(command: str, cwd: Path) -> tuple[int, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_stops_it,
     )
     assert process.stdout is not None
     first = process.stdout.readline()
@@ -201,6 +213,7 @@ def test_the_example_set_up_runs_as_printed_and_leaves_no_untracked_files(
                     env=SHELL_ENV,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    preexec_fn=ctrl_c_stops_it,
                 )
                 try:
                     assert_serves("http://127.0.0.1:8000/")

@@ -70,6 +70,15 @@ def pending_of(client: redis.Redis, stream: str, consumer: str) -> int:
     return 0
 
 
+def consumers_of(client: redis.Redis, stream: str) -> set[str]:
+    """The consumers of group "g" that have read at least once (none before it exists)."""
+    try:
+        rows = client.xinfo_consumers(stream, "g")
+    except redis.ResponseError:
+        return set()
+    return {row["name"].decode() if isinstance(row["name"], bytes) else row["name"] for row in rows}
+
+
 def test_two_consumers_one_killed_mid_batch_store_every_event_exactly_once(
     tmp_path: Path,
 ) -> None:
@@ -90,6 +99,14 @@ def test_two_consumers_one_killed_mid_batch_store_every_event_exactly_once(
 
         try:
             victim, survivor = consumer("victim"), consumer("survivor")
+            # Both must be reading before anything is produced: on a loaded
+            # machine the survivor could otherwise take every entry while the
+            # victim is still starting, and the victim would never hold any.
+            wait_for(
+                lambda: consumers_of(client, stream) >= {"victim", "survivor"},
+                60,
+                "both consumers to read",
+            )
             producers = []
             for k in range(PRODUCERS):
                 out = tmp_path / f"ids-{k}.json"

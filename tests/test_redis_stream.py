@@ -272,14 +272,95 @@ def test_entries_are_acked_only_after_the_sink_committed(
     sink = FlakySink(
         tmp_path / "s.db", lambda events: OSError("disk away") if broken.is_set() else None
     )
-    publish(url, name, [ev(i) for i in range(50)])
+    publish(url, name, [ev(i) for i in range(70)])
     with consuming(url, name, sink, batch=20) as (consumer, _):
         wait_for(lambda: sink.calls >= 3)  # retrying the first batch
-        assert client.xpending(name, "g")["pending"] == 20  # read, not acked
+        # Read, not acked: the batch in hand and the one read ahead, no more.
+        assert client.xpending(name, "g")["pending"] == 40
+        wait_for(lambda: sink.calls >= 5)
+        assert client.xpending(name, "g")["pending"] == 40
         assert consumer.stats.acked == 0 and stored(tmp_path / "s.db") == []
         broken.clear()
+        wait_for(lambda: consumer.stats.acked == 70)
+    assert consumer.stats.retries >= 4
+    assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(70)]
+
+
+class FailingReads(redis.Redis):
+    """A real client whose new-entry reads fail `failures` times (as a dropped connection)
+    once `after` of them succeeded."""
+
+    def __init__(self, url: str, failures: int, after: int) -> None:
+        super().__init__(connection_pool=redis.ConnectionPool.from_url(url))
+        self.failures = failures
+        self.after = after  # new-entry reads that succeed first
+        self.threads: set[str] = set()
+
+    def xreadgroup(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.add(threading.current_thread().name)
+        if ">" in args[2].values():  # args: group, consumer, streams
+            if self.after:
+                self.after -= 1
+            elif self.failures:
+                self.failures -= 1
+                raise redis.ConnectionError("connection reset (injected)")
+        return super().xreadgroup(*args, **kwargs)
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+@pytest.mark.parametrize("after", [0, 2])
+def test_a_failed_read_is_retried_and_nothing_is_lost(
+    stream: tuple[str, str], tmp_path: Path, read_ahead: bool, after: int
+) -> None:
+    url, name = stream
+    publish(url, name, [ev(i) for i in range(45)])
+    client = FailingReads(url, failures=3, after=after)  # at the start, or between batches
+    sink = open_sink(str(tmp_path / "s.db"))
+    consumer = StreamConsumer(
+        client,
+        name,
+        "g",
+        sink,
+        consumer="c1",
+        batch=10,
+        block_ms=50,
+        read_ahead=read_ahead,
+        retry=RetryPolicy(max_attempts=None, initial_backoff=0.01, max_backoff=0.05),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,), name="main-loop")
+    thread.start()
+    try:
+        wait_for(lambda: consumer.stats.acked == 45)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert consumer.stats.retries == 3 and client.failures == 0
+    assert consumer.stats.read == consumer.stats.written == 45
+    assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(45)]
+    assert client.xpending(name, "g")["pending"] == 0
+    readers = {"consume-read-ahead"} if read_ahead else {"main-loop"}
+    assert client.threads == readers | {"main-loop"}  # the first, own-pending read
+    assert "consume-read-ahead" not in {t.name for t in threading.enumerate()}
+    client.close()
+
+
+def test_without_read_ahead_only_the_batch_in_hand_is_read(
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+) -> None:
+    url, name = stream
+    broken = threading.Event()
+    broken.set()
+    sink = FlakySink(
+        tmp_path / "s.db", lambda events: OSError("disk away") if broken.is_set() else None
+    )
+    publish(url, name, [ev(i) for i in range(50)])
+    with consuming(url, name, sink, batch=20, read_ahead=False) as (consumer, _):
+        wait_for(lambda: sink.calls >= 3)
+        assert client.xpending(name, "g")["pending"] == 20
+        broken.clear()
         wait_for(lambda: consumer.stats.acked == 50)
-    assert consumer.stats.retries >= 2
     assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(50)]
 
 
@@ -350,6 +431,27 @@ def test_the_collector_is_paused_only_while_a_batch_is_written_never_across_a_re
     assert stop.during_waits == [True, True]  # on again while waiting to retry
     assert gc.isenabled()
     assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(3)]
+
+
+def test_overlapping_collector_pauses_end_with_the_last_one() -> None:
+    from eventtracking.consumer.consume import _CollectorPause
+
+    pause = _CollectorPause()
+    assert gc.isenabled()
+    with pause():  # the main thread writes ...
+        decoding = pause()
+        decoding.__enter__()  # ... while the read-ahead thread decodes
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the decode still runs
+    decoding.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()  # a program that keeps the collector off keeps it off
+    try:
+        with pause():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_entries_left_by_a_dead_consumer_are_claimed(

@@ -87,7 +87,8 @@ def consume_command(
     other consumers left unacknowledged (they died) are claimed after
     --claim-idle-ms, and consumers idle for --forget-idle-ms with nothing
     pending leave the group. Run more workers with the same --group to scale out.
-    SIGTERM or Ctrl-C finishes the batch in hand, acknowledges it and exits 0.
+    SIGTERM or Ctrl-C finishes the batches it read (the one in hand and the one read
+    ahead), acknowledges them and exits 0.
     Progress and the group's lag go to stderr every --report-every seconds; on a
     terminal a progress bar (written against written + lag) stands in for them.
     """

@@ -10,6 +10,14 @@ them. For each batch it:
    store's write transaction; a backend's ``send_batch`` then ``flush``);
 3. acknowledges them (XACK) only then.
 
+While a batch is written (and acknowledged), a second thread already reads
+and decodes the next one: Redis answers and orjson decodes while this
+thread waits for the sink's commit, which releases the interpreter lock
+(on PostgreSQL, most of a batch's time). So at most two batches are read
+and not yet acknowledged: the one in hand and the one read ahead. Stopping
+finishes both. ``read_ahead=False`` reads each batch only after the last
+was acknowledged.
+
 Entries another consumer read and never acknowledged (it died) are claimed
 with XAUTOCLAIM once idle for `claim_idle_ms`, and processed the same way.
 A crash between 2 and 3 makes the entries pending; they are written again,
@@ -78,24 +86,113 @@ return -1
 """
 
 
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
+class _CollectorPause:
     """Pause the cyclic garbage collector while a batch is decoded or written.
 
     A batch holds about three containers per event until it is written; with
     the collector on, that many survivors set off collections of the older
     generations batch after batch. Paused, one worker drained 1.1-1.5x faster
     in paired runs (bench/consume_floor.py). Only around those steps, never
-    across a retry's wait, so a long outage cannot pile up cycles.
+    across a retry's wait, so a long outage cannot pile up cycles. The
+    read-ahead thread decodes while the main thread writes, so the pauses
+    are counted: the collector runs again when the last one ends, and only
+    if it ran before the first.
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if self._holders == 0 and self._was_enabled:
+                    gc.enable()
+
+
+_collector_paused: Final = _CollectorPause()
+
+
+class _Sorted:
+    """A batch as read: events to write, ids to ack at once, entries to dead-letter."""
+
+    __slots__ = ("bad", "claimed", "gone", "good", "read", "trimmed")
+
+    def __init__(self, read: int, claimed: int = 0, trimmed: int = 0) -> None:
+        self.read = read  # entries in the batch
+        self.claimed = claimed  # of which taken over from other consumers
+        self.trimmed = trimmed  # pending ids XAUTOCLAIM found gone from the stream
+        self.good: list[Decoded] = []
+        self.gone: list[bytes] = []  # deleted while pending
+        self.bad: list[tuple[bytes, bytes, str]] = []  # entry id, raw bytes, what is wrong
+
+
+class _ReadAhead:
+    """A thread that reads the next batch while the caller writes the one in hand.
+
+    `request` asks for one batch; `result` waits for it (and raises what
+    reading raised: the caller decides about retrying). Only one request is
+    ever outstanding, so nothing is read further ahead than one batch.
+    """
+
+    def __init__(self, fetch: Callable[[], _Sorted]) -> None:
+        self._fetch = fetch
+        self._cond = threading.Condition()
+        self._wanted = False
+        self._closed = False
+        self._result: _Sorted | BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="consume-read-ahead", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        """Start reading the next batch."""
+        with self._cond:
+            self._wanted = True
+            self._cond.notify_all()
+
+    def result(self) -> _Sorted:
+        """The batch asked for, once read; raises what reading it raised."""
+        with self._cond:
+            while self._result is None:
+                self._cond.wait()
+            result, self._result = self._result, None
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def close(self) -> None:
+        """End the thread (a read in flight ends within the read's block time)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._wanted and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                self._wanted = False
+            result: _Sorted | BaseException
+            try:
+                result = self._fetch()
+            except BaseException as exc:  # handed over: the caller retries or stops
+                result = exc
+            with self._cond:
+                self._result = result
+                self._cond.notify_all()
 
 
 def default_consumer_name() -> str:
@@ -110,8 +207,10 @@ class StreamConsumer:
     missing, starting at the stream's first entry. `report` receives a
     progress line every `report_every` seconds. `retry` says how long to
     wait between attempts when Redis or the sink fails (`rand` is its jitter).
-    Call `run` with an event that tells it to stop: it finishes the batch in
-    hand, acks, and returns.
+    `read_ahead` reads the next batch in a second thread while one is written
+    (module docs). Call `run` with an event that tells it to stop: it finishes
+    the batches it read (the one in hand and the one read ahead), acks them,
+    and returns.
     """
 
     def __init__(
@@ -131,6 +230,7 @@ class StreamConsumer:
         report: Callable[[str], None] | None = None,
         retry: RetryPolicy = RETRY,
         rand: Callable[[], float] = random.random,
+        read_ahead: bool = True,
     ) -> None:
         for option, value in (("batch", batch), ("block_ms", block_ms)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -163,6 +263,7 @@ class StreamConsumer:
         self.report = report or (lambda line: None)
         self.retry = retry
         self._rand = rand
+        self.read_ahead = read_ahead
         self.stats = ConsumeStats()
         self._missing_types: set[str] = set()  # ids the hash does not have: not asked again
         self._claim_cursor = b"0-0"
@@ -184,30 +285,71 @@ class StreamConsumer:
         while own and not stop.is_set():
             self._process(own, stop)
             own = self._read("0") if len(own) == self.batch else []
-        failures = 0
-        while not stop.is_set():
+        if self.read_ahead:
+            reader = _ReadAhead(self._fetch)
             try:
-                self._step(stop)
-                failures = 0
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                # Unacked entries stay pending and come back; nothing is lost.
-                self.stats.retries += 1
-                failures += 1
-                diagnostics.log_burst("consume:redis", "consume: Redis failed (%s); retrying", exc)
-                stop.wait(self.retry.delay(failures, rand=self._rand))
-            if time.monotonic() >= self._next_report:
-                self._report()
+                self._run_reading_ahead(stop, reader)
+            finally:
+                reader.close()
+        else:
+            self._run_in_turn(stop)
         self._report(final=True)
         return self.stats
 
-    def _step(self, stop: threading.Event) -> None:
-        entries = self._claim() if time.monotonic() >= self._next_claim else []
-        if entries:
-            self.stats.claimed += len(entries)
-        else:
-            entries = self._read(">", block=True)
-        if entries:
-            self._process(entries, stop)
+    def _run_in_turn(self, stop: threading.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                self._handle(self._fetch(), stop)
+                failures = 0
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                failures += 1
+                self._redis_failed(exc, failures, stop)
+            if time.monotonic() >= self._next_report:
+                self._report()
+
+    def _run_reading_ahead(self, stop: threading.Event, reader: _ReadAhead) -> None:
+        failures = 0
+        asked = False
+        while asked or not stop.is_set():  # what was asked for is read: finish it too
+            if not asked:
+                reader.request()
+            try:
+                read = reader.result()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                asked = False
+                failures += 1
+                self._redis_failed(exc, failures, stop)
+                continue
+            asked = not stop.is_set()
+            if asked:
+                reader.request()  # read while this batch is written
+            try:
+                self._handle(read, stop)
+                failures = 0
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                failures += 1
+                self._redis_failed(exc, failures, stop)
+            if time.monotonic() >= self._next_report:
+                self._report()
+
+    def _redis_failed(self, exc: Exception, failures: int, stop: threading.Event) -> None:
+        # Unacked entries stay pending and come back; nothing is lost.
+        self.stats.retries += 1
+        diagnostics.log_burst("consume:redis", "consume: Redis failed (%s); retrying", exc)
+        stop.wait(self.retry.delay(failures, rand=self._rand))
+
+    def _fetch(self) -> _Sorted:
+        """The next batch, read and decoded: claimed entries when due, else new ones.
+
+        Runs in the read-ahead thread: it changes no statistics (`_handle`
+        counts), only the claim bookkeeping, which nothing else touches.
+        """
+        if time.monotonic() >= self._next_claim:
+            entries, trimmed = self._claim()
+            if entries or trimmed:
+                return self._sorted(entries, claimed=len(entries), trimmed=trimmed)
+        return self._sorted(self._read(">", block=True))
 
     def _read(self, start: str, block: bool = False) -> list[Entry]:
         try:
@@ -226,8 +368,9 @@ class StreamConsumer:
         entries: list[Entry] = cast(list[Any], reply)[0][1] if reply else []
         return entries
 
-    def _claim(self) -> list[Entry]:
-        """Entries idle for `claim_idle_ms` in other consumers' pending lists, now ours."""
+    def _claim(self) -> tuple[list[Entry], int]:
+        """Entries idle for `claim_idle_ms` in other consumers' pending lists, now ours,
+        and how many pending ids were found trimmed from the stream."""
         reply: list[Any] = self.client.xautoclaim(
             self.stream,
             self.group,
@@ -240,16 +383,16 @@ class StreamConsumer:
         if reply[0] in (b"0-0", "0-0"):  # a full pass: rest before the next one
             self._next_claim = time.monotonic() + max(self.claim_idle_ms / 2000, 0.5)
             self._forget_idle()
-        if len(reply) > 2 and reply[2]:  # trimmed while pending: gone for good
-            self.stats.trimmed += len(reply[2])
+        trimmed = len(reply[2]) if len(reply) > 2 and reply[2] else 0
+        if trimmed:  # trimmed while pending: gone for good
             diagnostics.log_burst(
                 "consume:trimmed",
                 "consume: %d pending entries of %s were trimmed before delivery (MAXLEN too low?)",
-                len(reply[2]),
+                trimmed,
                 self.stream,
             )
         entries: list[Entry] = reply[1]
-        return entries
+        return entries, trimmed
 
     def _forget_idle(self) -> None:
         """Remove consumers that are idle for `forget_idle_ms` and have nothing pending.
@@ -272,33 +415,43 @@ class StreamConsumer:
                 self.stats.forgotten += 1
 
     def _process(self, entries: list[Entry], stop: threading.Event) -> None:
-        self.stats.read += len(entries)
-        good: list[Decoded] = []
-        gone: list[bytes] = []
+        """Write, dead-letter and acknowledge `entries`, in this thread."""
+        self._handle(self._sorted(entries), stop)
+
+    def _sorted(self, entries: list[Entry], claimed: int = 0, trimmed: int = 0) -> _Sorted:
+        """Sort `entries` into events to write, ids to ack and entries to dead-letter."""
+        read = _Sorted(len(entries), claimed, trimmed)
+        good, gone, bad = read.good, read.gone, read.bad
         with _collector_paused():
-            self._decode(entries, good, gone)
-        if gone:
-            self.stats.trimmed += len(gone)
-            self._ack(gone)
+            for entry_id, fields in entries:
+                if not fields:  # deleted while pending (Redis < 7 still lists it)
+                    gone.append(entry_id)
+                    continue
+                raw = fields.get(FIELD, b"")
+                try:
+                    event = loads(raw)
+                    problem = None if isinstance(event, dict) else "not an event: not a JSON object"
+                except ValueError as exc:
+                    problem = f"not JSON: {exc}"
+                if problem is None:
+                    good.append((entry_id, event, raw))
+                else:
+                    bad.append((entry_id, raw, problem))
+        return read
+
+    def _handle(self, read: _Sorted, stop: threading.Event) -> None:
+        """Count `read`, dead-letter what is not an event, write the rest, then ack it."""
+        stats = self.stats
+        stats.read += read.read
+        stats.claimed += read.claimed
+        stats.trimmed += read.trimmed + len(read.gone)
+        if read.gone:
+            self._ack(read.gone)
+        for entry_id, raw, problem in read.bad:
+            self._bury(entry_id, raw, problem)
+        good = read.good
         self._learn_types([event for _, event, _ in good if "meta" in event])
         self._ack(self._commit(good, stop))
-
-    def _decode(self, entries: list[Entry], good: list[Decoded], gone: list[bytes]) -> None:
-        """Sort `entries` into events to write (`good`), ids to ack (`gone`) and dead letters."""
-        for entry_id, fields in entries:
-            if not fields:  # deleted while pending (Redis < 7 still lists it)
-                gone.append(entry_id)
-                continue
-            raw = fields.get(FIELD, b"")
-            try:
-                event = loads(raw)
-                problem = None if isinstance(event, dict) else "not an event: not a JSON object"
-            except ValueError as exc:
-                problem = f"not JSON: {exc}"
-            if problem is None:
-                good.append((entry_id, event, raw))
-            else:  # outside the except block, so the log line carries no traceback
-                self._bury(entry_id, raw, problem)
 
     def _learn_types(self, events: list[dict[str, Any]]) -> None:
         """Fetch the documentation versions `events` refer to that this process lacks.

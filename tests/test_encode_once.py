@@ -293,6 +293,39 @@ def test_a_sink_without_an_instance_dict_gets_send() -> None:
     assert routing.counters.snapshot() == {}
 
 
+def test_routing_reads_the_instance_dict_only_of_backends_that_take_lines(
+    tmp_path: Path,
+) -> None:
+    # Reading `__dict__` gives an instance a dict of its own, which slows every
+    # attribute read of its `send`: only a line-taking backend is asked.
+    read: list[str] = []
+
+    class Watched:
+        leaves_events_unchanged = True
+
+        @property
+        def __dict__(self) -> dict[str, Any]:  # type: ignore[override]
+            read.append(type(self).__name__)
+            return {}
+
+        def send(self, event: dict[str, Any]) -> None:
+            pass
+
+    class WatchedLines(Watched):
+        def send_line(self, event: dict[str, Any], line: bytes) -> None:
+            pass
+
+    routing = RoutingBackend({"a": Watched(), "b": Watched()})
+    routing.send({"name": "e"})
+    assert read == []
+    routing = RoutingBackend({"a": WatchedLines(), "b": Watched()})
+    built = len(read)
+    for _ in range(3):
+        routing.send({"name": "e"})
+    assert built and len(read) == built  # when the routes were built, not per event
+    assert set(read) == {"WatchedLines"}
+
+
 def test_a_single_sink_or_undeclared_backends_do_not_share() -> None:
     assert RoutingBackend({"a": Recorder(), "b": Mutator(print)})._shared is None
     assert RoutingBackend({"a": Recorder(), "b": Recorder()})._shared is not None

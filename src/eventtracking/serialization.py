@@ -23,6 +23,17 @@ a processor's branch works on its own copy (another object, so encoded
 afresh); and after any backend that may change events the routing backend
 calls `forget`, which drops every remembered encoding. Outside a scope every
 call encodes.
+
+A scope may also start with encodings made earlier: for a batch read from
+the journal (durable mode, or events spilled there) the delivery worker
+opens one holding each event's record, when its backend never changes
+events, so the bytes journaled are the bytes delivered. That is safe because
+those bytes are the event as it was journaled: the journal is the record of
+what was emitted, and a process that delivers the same records after a
+restart sends them as they are.
+A caller that changes an event after emitting it changes nothing delivered,
+in this process as after a restart. The scope holds each event, so its id
+cannot be reused by another object meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from decimal import Decimal
 from itertools import repeat
+from operator import is_, itemgetter
 from typing import Any, Final
 
 import orjson
@@ -69,27 +81,37 @@ def _default(value: Any) -> Any:
 
 
 class _Sharing(threading.local):
-    """This thread's sharing scope: None outside one, else id(event) -> [event, body, line]."""
+    """This thread's sharing scope: `cache` is None outside one, else id(event) -> [event,
+    body, line]. `given` holds the encodings `begin_sharing` was given until a miss moves
+    them into `cache`: a batch sent whole only needs them in order."""
 
     cache: dict[int, list[Any]] | None = None
+    given: tuple[Sequence[Mapping[str, Any]], Sequence[bytes]] | None = None
 
 
 _sharing: Final = _Sharing()
 
 
-def begin_sharing() -> None:
-    """Open a sharing scope on this thread (see module docs); a new scope starts empty.
+def begin_sharing(events: Sequence[Mapping[str, Any]] = (), bodies: Sequence[bytes] = ()) -> None:
+    """Open a sharing scope on this thread (see module docs) that knows `bodies`, the bytes
+    `dumps` made of `events`, in the same order (the journal's records of them).
 
-    Call `end_sharing` in a ``finally``. Scopes do not nest: an inner fan-out
-    that opens one ends sharing for the rest of the outer one, which then
-    encodes each event again (correct, only slower).
+    Within it, `dumps` and its kin return those bytes for those very objects;
+    neither sequence may change while it lasts. Call `end_sharing` in a
+    ``finally``. Scopes do not nest: an inner fan-out that opens one ends
+    sharing for the rest of the outer one, which then encodes each event
+    again (correct, only slower).
     """
+    if len(events) != len(bodies):
+        raise ValueError(f"begin_sharing: {len(events)} events but {len(bodies)} bodies")
+    _sharing.given = (events, bodies) if events else None
     _sharing.cache = {}
 
 
 def end_sharing() -> None:
     """Close this thread's sharing scope: every call encodes again."""
     _sharing.cache = None
+    _sharing.given = None
 
 
 def forget() -> None:
@@ -97,6 +119,20 @@ def forget() -> None:
     have changed the event); the scope stays open."""
     if _sharing.cache is not None:
         _sharing.cache = {}
+        _sharing.given = None
+
+
+def _learn(cache: dict[int, list[Any]], event: Mapping[str, Any]) -> list[Any] | None:
+    """Move the encodings given to `begin_sharing` into `cache` (at its first miss, so
+    it is empty); `event`'s entry among them, or None."""
+    given = _sharing.given
+    if given is None:
+        return None
+    _sharing.given = None
+    events, bodies = given
+    cache.update(zip(map(id, events), map(list, zip(events, bodies, repeat(None))), strict=True))
+    entry = cache.get(id(event))
+    return entry if entry is not None and entry[0] is event else None
 
 
 def _encode(event: Mapping[str, Any]) -> bytes:
@@ -125,7 +161,10 @@ def dumps(event: Mapping[str, Any]) -> bytes:
         except (orjson.JSONEncodeError, TypeError):
             return _dumps_slow(event)
     entry = cache.get(id(event))
-    if entry is None or entry[0] is not event:
+    # A miss, unless the encodings given to begin_sharing have it:
+    if (entry is None or entry[0] is not event) and (
+        _sharing.given is None or (entry := _learn(cache, event)) is None
+    ):
         body = _encode(event)
         cache[id(event)] = [event, body, None]  # holds `event`: its id is not reused
         return body
@@ -144,7 +183,10 @@ def dumps_line(event: Mapping[str, Any]) -> bytes:
         except (orjson.JSONEncodeError, TypeError):
             return _dumps_slow(event) + b"\n"
     entry = cache.get(id(event))
-    if entry is None or entry[0] is not event:
+    # A miss, unless the encodings given to begin_sharing have it:
+    if (entry is None or entry[0] is not event) and (
+        _sharing.given is None or (entry := _learn(cache, event)) is None
+    ):
         line = _encode_line(event)
         cache[id(event)] = [event, None, line]
         return line
@@ -154,16 +196,44 @@ def dumps_line(event: Mapping[str, Any]) -> bytes:
     return line  # type: ignore[no-any-return]
 
 
+_event_of: Final = itemgetter(0)
+_body_of: Final = itemgetter(1)
+
+
+def _known(cache: dict[int, list[Any]], events: Sequence[Mapping[str, Any]]) -> list[Any] | None:
+    """The bytes this scope knows for each of `events` (None where only the line was
+    made), or None if it does not know one; found from C, with no call per event."""
+    given = _sharing.given
+    if given is not None:
+        if len(given[0]) == len(events) and all(map(is_, events, given[0])):
+            return list(given[1])  # the batch begin_sharing was given: no lookups
+        return None  # the cache is empty until a miss moves `given` into it
+    try:
+        entries = list(map(cache.__getitem__, map(id, events)))
+    except KeyError:
+        return None
+    if not all(map(is_, map(_event_of, entries), events)):
+        return None
+    return list(map(_body_of, entries))
+
+
 def dumps_lines(events: Iterable[Mapping[str, Any]]) -> bytes:
     """`dumps_line` of each event, joined: the lines of a batch, for line-oriented sinks."""
-    if _sharing.cache is None:
+    cache = _sharing.cache
+    events = events if type(events) is list else list(events)  # may be walked twice
+    if cache is None:
         # One orjson call per event, all made from C (map passes default and
         # option positionally); any event that needs a fallback sends the whole
         # batch the slower way, event by event.
-        events = events if type(events) is list else list(events)  # may be walked twice
         try:
             return b"".join(map(orjson.dumps, events, repeat(_default), repeat(_FAST_LINE)))
         except (orjson.JSONEncodeError, TypeError):
+            pass
+    elif bodies := _known(cache, events):
+        try:
+            bodies[-1] += b"\n"  # so that the one join is the only copy of the batch
+            return b"\n".join(bodies)
+        except TypeError:  # a None: not every body was made
             pass
     return b"".join([dumps_line(event) for event in events])
 
@@ -173,13 +243,23 @@ def dumps_array(events: Sequence[Mapping[str, Any]]) -> bytes:
 
     One orjson call over the whole list when every event takes `dumps`'s
     first path (about four times faster than a call per event on the
-    delivery benchmark's batches); otherwise event by event, with repair.
+    delivery benchmark's batches); in a sharing scope that knows every
+    event's bytes, those bytes joined; otherwise event by event, with repair.
     """
-    if _sharing.cache is None:
+    cache = _sharing.cache
+    if cache is None:
         try:
             batch = events if type(events) is list else list(events)
             return orjson.dumps(batch, default=_default, option=_FAST)
         except (orjson.JSONEncodeError, TypeError):
+            pass
+    elif bodies := _known(cache, events):
+        try:
+            # Brackets on the first and last bodies: the join is the one copy of the batch.
+            bodies[0] = b"[" + bodies[0]
+            bodies[-1] += b"]"
+            return b",".join(bodies)
+        except TypeError:  # a None: not every body was made
             pass
     return b"[" + b",".join([dumps(event) for event in events]) + b"]"
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .. import _process, diagnostics
-from ..backends import close_backend, flush_backend
+from ..backends import close_backend, flush_backend, leaves_events_unchanged
 from ..event import with_id
 from ..exceptions import StoreError
 from ..serialization import dumps
@@ -391,6 +391,11 @@ class DeliveryBackend:
     def closed(self) -> bool:
         """True once `close()` was called."""
         return self._closed
+
+    @property
+    def leaves_events_unchanged(self) -> bool:
+        """True if the wrapped backend declares it never changes events (it gets them as given)."""
+        return leaves_events_unchanged(self.backend)
 
     @property
     def exit_timeout(self) -> float:

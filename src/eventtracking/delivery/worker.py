@@ -267,11 +267,12 @@ class DeliveryBackend:
         self._count_emitted()
         journal = self.journal
         assert journal is not None
-        data = frame(dumps(event))
+        body = dumps(event)
+        data = frame(body)
         try:
-            journal.append(data, 1, event)
+            journal.append(data, 1, event, body)
         except (JournalFull, OSError):  # the policies: wait for room, or drop and count
-            if not self._intake.append(data, event):
+            if not self._intake.append(data, event, body):
                 return
         backlog = journal.appended - journal.read_records
         if backlog >= self._batch_size:

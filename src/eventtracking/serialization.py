@@ -30,10 +30,10 @@ opens one holding each event's record, when its backend never changes
 events, so the bytes journaled are the bytes delivered. That is safe because
 those bytes are the event as it was journaled: the journal is the record of
 what was emitted, and a process that delivers the same records after a
-restart sends them as they are.
-A caller that changes an event after emitting it changes nothing delivered,
-in this process as after a restart. The scope holds each event, so its id
-cannot be reused by another object meanwhile.
+restart sends them as they are. A caller that changes an event after
+emitting it changes nothing delivered, in this process as after a restart.
+The scope holds each event, so its id cannot be reused by another object
+meanwhile.
 """
 
 from __future__ import annotations
@@ -81,37 +81,58 @@ def _default(value: Any) -> Any:
 
 
 class _Sharing(threading.local):
-    """This thread's sharing scope: `cache` is None outside one, else id(event) -> [event,
-    body, line]. `given` holds the encodings `begin_sharing` was given until a miss moves
-    them into `cache`: a batch sent whole only needs them in order."""
+    """This thread's sharing scope: None outside one, else id(event) -> [event, body, line]."""
 
     cache: dict[int, list[Any]] | None = None
-    given: tuple[Sequence[Mapping[str, Any]], Sequence[bytes]] | None = None
 
 
 _sharing: Final = _Sharing()
 
 
-def begin_sharing(events: Sequence[Mapping[str, Any]] = (), bodies: Sequence[bytes] = ()) -> None:
-    """Open a sharing scope on this thread (see module docs) that knows `bodies`, the bytes
-    `dumps` made of `events`, in the same order (the journal's records of them).
+class _Given(dict[int, list[Any]]):
+    """A scope's cache that starts from encodings made earlier (see `begin_sharing`).
 
-    Within it, `dumps` and its kin return those bytes for those very objects;
-    neither sequence may change while it lasts. Call `end_sharing` in a
-    ``finally``. Scopes do not nest: an inner fan-out that opens one ends
-    sharing for the rest of the outer one, which then encodes each event
-    again (correct, only slower).
+    They wait in order: a batch sent whole is found in them (`_known`), and
+    only the first lookup of a single event moves them all into the dict,
+    since an entry per event costs more than such a batch needs. A plain
+    dict serves every other scope, so their lookups cost what they did.
     """
-    if len(events) != len(bodies):
-        raise ValueError(f"begin_sharing: {len(events)} events but {len(bodies)} bodies")
-    _sharing.given = (events, bodies) if events else None
-    _sharing.cache = {}
+
+    __slots__ = ("bodies", "events")
+
+    def __init__(self, events: Sequence[Mapping[str, Any]], bodies: Sequence[bytes]) -> None:
+        super().__init__()
+        if len(events) != len(bodies):
+            raise ValueError(f"begin_sharing: {len(events)} events but {len(bodies)} bodies")
+        self.events, self.bodies = events, bodies
+
+    def get(self, key: int, default: Any = None) -> Any:
+        """`dict.get`, once the encodings given have moved in."""
+        if self.events:
+            events, bodies = self.events, self.bodies
+            self.events = self.bodies = ()
+            entries = map(list, zip(events, bodies, repeat(None), strict=False))  # repeat: endless
+            self.update(zip(map(id, events), entries, strict=True))
+        return dict.get(self, key, default)
+
+
+def begin_sharing(events: Sequence[Mapping[str, Any]] = (), bodies: Sequence[bytes] = ()) -> None:
+    """Open a sharing scope on this thread (see module docs), knowing the `bodies` of `events`.
+
+    `bodies` are the bytes `dumps` made of `events`, in the same order (the
+    journal's records of them): within the scope `dumps` and its kin return
+    those bytes for those very objects. Neither sequence may change while it
+    lasts. Call `end_sharing` in a ``finally``. Scopes do not nest: an inner
+    fan-out that opens one ends sharing for the rest of the outer one, which
+    then encodes each event again (correct, only slower). ValueError when
+    there are events and the two lengths differ.
+    """
+    _sharing.cache = _Given(events, bodies) if events else {}
 
 
 def end_sharing() -> None:
     """Close this thread's sharing scope: every call encodes again."""
     _sharing.cache = None
-    _sharing.given = None
 
 
 def forget() -> None:
@@ -119,20 +140,6 @@ def forget() -> None:
     have changed the event); the scope stays open."""
     if _sharing.cache is not None:
         _sharing.cache = {}
-        _sharing.given = None
-
-
-def _learn(cache: dict[int, list[Any]], event: Mapping[str, Any]) -> list[Any] | None:
-    """Move the encodings given to `begin_sharing` into `cache` (at its first miss, so
-    it is empty); `event`'s entry among them, or None."""
-    given = _sharing.given
-    if given is None:
-        return None
-    _sharing.given = None
-    events, bodies = given
-    cache.update(zip(map(id, events), map(list, zip(events, bodies, repeat(None))), strict=True))
-    entry = cache.get(id(event))
-    return entry if entry is not None and entry[0] is event else None
 
 
 def _encode(event: Mapping[str, Any]) -> bytes:
@@ -161,10 +168,7 @@ def dumps(event: Mapping[str, Any]) -> bytes:
         except (orjson.JSONEncodeError, TypeError):
             return _dumps_slow(event)
     entry = cache.get(id(event))
-    # A miss, unless the encodings given to begin_sharing have it:
-    if (entry is None or entry[0] is not event) and (
-        _sharing.given is None or (entry := _learn(cache, event)) is None
-    ):
+    if entry is None or entry[0] is not event:
         body = _encode(event)
         cache[id(event)] = [event, body, None]  # holds `event`: its id is not reused
         return body
@@ -183,10 +187,7 @@ def dumps_line(event: Mapping[str, Any]) -> bytes:
         except (orjson.JSONEncodeError, TypeError):
             return _dumps_slow(event) + b"\n"
     entry = cache.get(id(event))
-    # A miss, unless the encodings given to begin_sharing have it:
-    if (entry is None or entry[0] is not event) and (
-        _sharing.given is None or (entry := _learn(cache, event)) is None
-    ):
+    if entry is None or entry[0] is not event:
         line = _encode_line(event)
         cache[id(event)] = [event, None, line]
         return line
@@ -201,13 +202,16 @@ _body_of: Final = itemgetter(1)
 
 
 def _known(cache: dict[int, list[Any]], events: Sequence[Mapping[str, Any]]) -> list[Any] | None:
-    """The bytes this scope knows for each of `events` (None where only the line was
-    made), or None if it does not know one; found from C, with no call per event."""
-    given = _sharing.given
-    if given is not None:
-        if len(given[0]) == len(events) and all(map(is_, events, given[0])):
-            return list(given[1])  # the batch begin_sharing was given: no lookups
-        return None  # the cache is empty until a miss moves `given` into it
+    """The bytes this scope knows for each of `events`, or None if it lacks one.
+
+    An element is None where only the line was made. Found from C, with no
+    Python call per event.
+    """
+    if type(cache) is _Given and cache.events:
+        given = cache.events
+        if len(given) == len(events) and all(map(is_, events, given)):
+            return list(cache.bodies)  # the batch begin_sharing was given: no lookups
+        return None  # the dict is empty until a lookup moves the given encodings in
     try:
         entries = list(map(cache.__getitem__, map(id, events)))
     except KeyError:

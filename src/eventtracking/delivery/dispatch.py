@@ -90,14 +90,16 @@ class Batch:
         self._by_id: dict[int, bytes] | None = None
 
     def bodies_for(self, chunk: list[Event]) -> Sequence[bytes] | None:
-        """The records of `chunk` (the events of one part, or one of them), in its order;
-        None for a batch not read from the journal."""
+        """The records of `chunk` (a part's events, or one of them), in its order.
+
+        None for a batch not read from the journal.
+        """
         bodies = self._bodies
         if bodies is None or len(chunk) == len(bodies):
             return bodies  # the whole batch: no part has been split off or delivered yet
         if self._by_id is None:
-            # By id: `_events` keeps every event alive, so each id stays its own. A
-            # dict emitted twice into one batch goes out twice as its later record.
+            # By id: `_events` keeps every event alive, so each id stays its own. (A
+            # dict emitted twice into one batch then goes out as its later record.)
             self._by_id = dict(zip(map(id, self._events), bodies, strict=True))
         return list(map(self._by_id.__getitem__, map(id, chunk)))
 

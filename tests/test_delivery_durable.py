@@ -1,4 +1,5 @@
-"""Durable mode end to end: restart recovery, disk budget, and SIGKILL at random points."""
+"""Durable mode end to end: restart recovery, the journal's bytes delivered, disk budget,
+and SIGKILL at random points."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from delivery_support import event
-from eventtracking import SQLiteBackend, Tracker
+from eventtracking import SQLiteBackend, Tracker, serialization
 from eventtracking.delivery import DeliveryBackend
+from eventtracking.delivery.segments import read_segment
+from eventtracking.exceptions import TerminalError
 from eventtracking.testing import DownBackend, RecordingBackend
 
 TESTS = Path(__file__).resolve().parent
@@ -71,6 +75,119 @@ def test_what_a_down_backend_left_is_delivered_by_the_next_process(tmp_path: Pat
     later.close()
     assert sorted(backend.ids()) == [f"ev-{n:08d}" for n in range(300)]
     assert backend.events[0]["timestamp"].tzinfo is not None  # a datetime again
+
+
+# -- the journal's bytes are the ones delivered --------------------------------------------
+
+
+class ArrayBackend(RecordingBackend):
+    """Writes each batch as `serialization.dumps_array` (an HTTP body): records it.
+
+    It declares that it leaves events unchanged; `reject` names an event id
+    whose batches it refuses with a TerminalError.
+    """
+
+    leaves_events_unchanged = True
+
+    def __init__(self, reject: str | None = None) -> None:
+        super().__init__()
+        self.reject = reject
+        self.bodies: list[bytes] = []
+
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        if any(e["id"] == self.reject for e in events):
+            raise TerminalError(f"rejected {self.reject}")
+        self.bodies.append(serialization.dumps_array(events))
+        super().send_batch(events)
+
+
+class StampingBackend(ArrayBackend):
+    """Adds a key to each event before writing it: it does not declare the promise."""
+
+    leaves_events_unchanged = False
+
+    def send_batch(self, events: list[dict[str, Any]]) -> None:
+        for e in events:
+            e["stamped"] = True
+        super().send_batch(events)
+
+
+def array(bodies: list[bytes]) -> bytes:
+    return b"[" + b",".join(bodies) + b"]"
+
+
+def held(backend: Any, journal: Path) -> DeliveryBackend:
+    """Durable delivery that waits for a flush (or a full batch) before it delivers."""
+    return DeliveryBackend(
+        backend, mode="durable", journal_dir=journal, max_delay=60.0, batch_size=1000
+    )
+
+
+def test_in_process_delivery_sends_the_bytes_journaled_at_emit(tmp_path: Path) -> None:
+    backend = ArrayBackend()
+    delivery = held(backend, tmp_path / "j")
+    sent = [event(n) for n in range(20)]
+    emitted = [serialization.dumps(e) for e in sent]  # each one's journal record
+    for e in sent:
+        delivery.send(e)
+    for e in sent:
+        # Changed after emit: the journal holds what was emitted, and that is what
+        # goes out (a re-encoding, the old way, would send -1).
+        e["data"]["n"] = -1
+    assert delivery.flush(20)
+    delivery.close()
+    assert backend.bodies == [array(emitted)]
+    assert all(got is e for got, e in zip(backend.events, sent, strict=True))  # from the cache
+
+
+def test_a_batch_read_back_from_journal_files_sends_their_payloads(tmp_path: Path) -> None:
+    journal = tmp_path / "j"
+    down = DeliveryBackend(DownBackend(), mode="durable", journal_dir=journal, fsync="interval")
+    for n in range(30):
+        # "Z": decoding makes the timestamp a datetime, which would encode as +00:00.
+        down.send(event(n) | {"timestamp": "2026-01-01T00:00:00Z"})
+    down.close()
+    payloads = [
+        payload
+        for path in sorted(journal.glob("*/*.seg"))
+        for payload in read_segment(path, 0, max_records=1000).payloads
+    ]
+    assert len(payloads) == 30 and b'"2026-01-01T00:00:00Z"' in payloads[0]
+    backend = ArrayBackend()
+    later = DeliveryBackend(backend, mode="durable", journal_dir=journal, max_delay=0.01)
+    assert later.flush(20)
+    later.close()
+    assert backend.bodies == [array(payloads)]
+    assert backend.events[0]["timestamp"].tzinfo is not None  # still decoded for the backend
+
+
+def test_a_backend_that_may_change_events_encodes_them_afresh(tmp_path: Path) -> None:
+    backend = StampingBackend()
+    delivery = held(backend, tmp_path / "j")
+    for n in range(5):
+        delivery.send(event(n))
+    assert delivery.flush(20)
+    delivery.close()
+    [body] = backend.bodies
+    assert [e["stamped"] for e in serialization.loads(body)] == [True] * 5  # its change is seen
+
+
+def test_bisection_delivers_the_journal_bytes_of_each_half(tmp_path: Path) -> None:
+    backend = ArrayBackend(reject="ev-00000005")
+    delivery = held(backend, tmp_path / "j")
+    sent = [event(n) for n in range(8)]
+    emitted = {e["id"]: serialization.dumps(e) for e in sent}
+    for e in sent:
+        delivery.send(e)
+    for e in sent:
+        e["data"]["n"] = -1
+    assert delivery.flush(20)
+    delivery.close()
+    assert len(backend.batches) > 1  # the batch was split
+    for batch, body in zip(backend.batches, backend.bodies, strict=True):
+        assert body == array([emitted[e["id"]] for e in batch])
+    assert sorted(backend.ids()) == sorted(set(emitted) - {"ev-00000005"})
+    assert delivery.metrics_snapshot()["dead_lettered"] == 1
 
 
 @pytest.mark.parametrize(

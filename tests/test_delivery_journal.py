@@ -288,9 +288,25 @@ def test_the_writer_cache_hands_over_objects_and_the_file_fills_any_gap(tmp_path
     while (read := j.read(4, None)) is not None:
         sources.append("cache" if read.events is not None else "file")
         got.extend(read.events if read.events is not None else [loads(p) for p in read.payloads])
+        if read.events is not None:  # with each record's payload (taken from the frame here)
+            assert read.bodies == [dumps(obj) for obj in read.events]
         j.commit(read)
     assert got == objects
     assert sources[0] == "file" and sources[-1] == "cache"
     assert got[-1] is objects[-1]  # the very object, not a decoded copy
     assert j.idle()
+    j.close()
+
+
+def test_the_writer_cache_keeps_the_payload_it_is_given(tmp_path: Path) -> None:
+    j = Journal(
+        tmp_path, fsync_always=False, segment_bytes=1 << 20, disk_budget=1 << 30, cache_limit=3
+    )
+    obj = {"n": 1}
+    body = dumps(obj)
+    j.append(frame(body), 1, obj, body)
+    read = j.read(4, None)
+    assert read is not None and read.events == [obj]
+    assert read.bodies is not None and read.bodies[0] is body  # the same bytes, not a copy
+    j.commit(read)
     j.close()

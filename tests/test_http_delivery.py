@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from eventtracking import serialization
 from eventtracking.backends.http import HTTPBackend
 from eventtracking.delivery import DeliveryBackend
 from http_recorder import HTTPRecorder
@@ -102,3 +105,45 @@ def test_a_timeout_is_retried_until_delivered(server: HTTPRecorder, tmp_path: Pa
         delivery.close()
     assert [ids(r.json()) for r in server.wait_for(2)] == [[make_event(7)["id"]]] * 2
     assert delivery.dead_letters is not None and delivery.dead_letters.count() == 0
+
+
+class WorkerEncodings:
+    """`orjson` for `eventtracking.serialization`, counting the worker thread's dumps calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(orjson, name)
+
+    def dumps(self, *args: Any, **kwargs: Any) -> bytes:
+        if threading.current_thread().name.startswith("eventtracking-delivery"):
+            self.calls += 1
+        return orjson.dumps(*args, **kwargs)
+
+
+def test_durable_delivery_posts_the_journal_bytes_without_encoding_again(
+    server: HTTPRecorder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = WorkerEncodings()
+    monkeypatch.setattr(serialization, "orjson", counting)
+    delivery = DeliveryBackend(
+        HTTPBackend(server.url),
+        name="http",
+        mode="durable",
+        journal_dir=tmp_path / "j",
+        max_delay=60.0,  # nothing goes out before the flush
+    )
+    sent = [make_event(i) for i in range(10)]
+    emitted = [serialization.dumps(e) for e in sent]  # each one's journal record
+    try:
+        for e in sent:
+            delivery.send(e)
+        for e in sent:
+            e["data"]["i"] = -1  # changed after emit: what was emitted still goes out
+        assert delivery.flush(10.0) is True
+    finally:
+        delivery.close()
+    [request] = server.requests
+    assert request.body == b"[" + b",".join(emitted) + b"]"
+    assert counting.calls == 0  # the worker encoded nothing

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -147,6 +148,49 @@ def test_dumps_lines_gives_each_events_line_from_a_list_or_an_iterator() -> None
 def test_dumps_str_matches_dumps() -> None:
     event = {"name": "x", "data": {"é": "ü"}}
     assert serialization.dumps_str(event).encode() == serialization.dumps(event)
+
+
+# -- sharing scopes -----------------------------------------------------------------
+
+
+def test_a_sharing_scope_may_start_with_encodings_made_earlier() -> None:
+    first, second, other = {"n": 1}, {"n": 2}, {"n": 3}
+    bodies = [serialization.dumps(first), serialization.dumps(second)]  # the journal's records
+    first["n"] = second["n"] = 0  # changed since: the scope answers with the records
+    serialization.begin_sharing([first, second], bodies)
+    try:
+        with mock.patch.object(serialization, "dumps", side_effect=AssertionError):
+            # The events it was given, in order: their bytes joined, no call per event.
+            assert serialization.dumps_array([first, second]) == b'[{"n":1},{"n":2}]'
+            assert serialization.dumps_lines(iter([first, second])) == b'{"n":1}\n{"n":2}\n'
+        # Any other list: event by event, which finds the given bytes too.
+        assert serialization.dumps_array([second, first]) == b'[{"n":2},{"n":1}]'
+        assert serialization.dumps(first) is bodies[0]
+        assert serialization.dumps_line(second) == b'{"n":2}\n'
+        with mock.patch.object(serialization, "dumps", side_effect=AssertionError):
+            assert serialization.dumps_array([second, second]) == b'[{"n":2},{"n":2}]'
+        # An event the scope was not given is encoded as it is, a lookalike too.
+        assert serialization.dumps_array([first, other]) == b'[{"n":1},{"n":3}]'
+        assert serialization.dumps_lines([other, first]) == b'{"n":3}\n{"n":1}\n'
+        assert serialization.dumps({"n": 1}) == b'{"n":1}'
+        assert serialization.dumps_array([]) == b"[]" and serialization.dumps_lines([]) == b""
+    finally:
+        serialization.end_sharing()
+    assert serialization.dumps(first) == b'{"n":0}'
+    assert serialization.dumps_array([first, second]) == b'[{"n":0},{"n":0}]'
+
+
+def test_forget_drops_the_given_encodings_too() -> None:
+    event = {"n": 2}
+    serialization.begin_sharing([event], [b'{"n":1}'])
+    try:
+        serialization.forget()  # a backend that may change events ran
+        assert serialization.dumps_array([event]) == b'[{"n":2}]'
+        assert serialization.dumps(event) == b'{"n":2}'
+    finally:
+        serialization.end_sharing()
+    with pytest.raises(ValueError, match="1 events but 2 bodies"):
+        serialization.begin_sharing([event], [b"{}", b"{}"])
 
 
 # -- round trips -------------------------------------------------------------------

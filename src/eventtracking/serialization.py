@@ -23,6 +23,17 @@ a processor's branch works on its own copy (another object, so encoded
 afresh); and after any backend that may change events the routing backend
 calls `forget`, which drops every remembered encoding. Outside a scope every
 call encodes.
+
+A scope may also start with encodings made earlier: for a batch read from
+the journal (durable mode, or events spilled there) the delivery worker
+opens one holding each event's record, when its backend never changes
+events, so the bytes journaled are the bytes delivered. That is safe because
+those bytes are the event as it was journaled: the journal is the record of
+what was emitted, and a process that delivers the same records after a
+restart sends them as they are. A caller that changes an event after
+emitting it changes nothing delivered, in this process as after a restart.
+The scope holds each event, so its id cannot be reused by another object
+meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from decimal import Decimal
 from itertools import repeat
+from operator import is_, itemgetter
 from typing import Any, Final
 
 import orjson
@@ -77,14 +89,45 @@ class _Sharing(threading.local):
 _sharing: Final = _Sharing()
 
 
-def begin_sharing() -> None:
-    """Open a sharing scope on this thread (see module docs); a new scope starts empty.
+class _Given(dict[int, list[Any]]):
+    """A scope's cache that starts from encodings made earlier (see `begin_sharing`).
 
-    Call `end_sharing` in a ``finally``. Scopes do not nest: an inner fan-out
-    that opens one ends sharing for the rest of the outer one, which then
-    encodes each event again (correct, only slower).
+    They wait in order: a batch sent whole is found in them (`_known`), and
+    only the first lookup of a single event moves them all into the dict,
+    since an entry per event costs more than such a batch needs. A plain
+    dict serves every other scope, so their lookups cost what they did.
     """
-    _sharing.cache = {}
+
+    __slots__ = ("bodies", "events")
+
+    def __init__(self, events: Sequence[Mapping[str, Any]], bodies: Sequence[bytes]) -> None:
+        super().__init__()
+        if len(events) != len(bodies):
+            raise ValueError(f"begin_sharing: {len(events)} events but {len(bodies)} bodies")
+        self.events, self.bodies = events, bodies
+
+    def get(self, key: int, default: Any = None) -> Any:
+        """`dict.get`, once the encodings given have moved in."""
+        if self.events:
+            events, bodies = self.events, self.bodies
+            self.events = self.bodies = ()
+            entries = map(list, zip(events, bodies, repeat(None), strict=False))  # repeat: endless
+            self.update(zip(map(id, events), entries, strict=True))
+        return dict.get(self, key, default)
+
+
+def begin_sharing(events: Sequence[Mapping[str, Any]] = (), bodies: Sequence[bytes] = ()) -> None:
+    """Open a sharing scope on this thread (see module docs), knowing the `bodies` of `events`.
+
+    `bodies` are the bytes `dumps` made of `events`, in the same order (the
+    journal's records of them): within the scope `dumps` and its kin return
+    those bytes for those very objects. Neither sequence may change while it
+    lasts. Call `end_sharing` in a ``finally``. Scopes do not nest: an inner
+    fan-out that opens one ends sharing for the rest of the outer one, which
+    then encodes each event again (correct, only slower). ValueError when
+    there are events and the two lengths differ.
+    """
+    _sharing.cache = _Given(events, bodies) if events else {}
 
 
 def end_sharing() -> None:
@@ -154,16 +197,47 @@ def dumps_line(event: Mapping[str, Any]) -> bytes:
     return line  # type: ignore[no-any-return]
 
 
+_event_of: Final = itemgetter(0)
+_body_of: Final = itemgetter(1)
+
+
+def _known(cache: dict[int, list[Any]], events: Sequence[Mapping[str, Any]]) -> list[Any] | None:
+    """The bytes this scope knows for each of `events`, or None if it lacks one.
+
+    An element is None where only the line was made. Found from C, with no
+    Python call per event.
+    """
+    if type(cache) is _Given and cache.events:
+        given = cache.events
+        if len(given) == len(events) and all(map(is_, events, given)):
+            return list(cache.bodies)  # the batch begin_sharing was given: no lookups
+        return None  # the dict is empty until a lookup moves the given encodings in
+    try:
+        entries = list(map(cache.__getitem__, map(id, events)))
+    except KeyError:
+        return None
+    if not all(map(is_, map(_event_of, entries), events)):
+        return None
+    return list(map(_body_of, entries))
+
+
 def dumps_lines(events: Iterable[Mapping[str, Any]]) -> bytes:
     """`dumps_line` of each event, joined: the lines of a batch, for line-oriented sinks."""
-    if _sharing.cache is None:
+    cache = _sharing.cache
+    events = events if type(events) is list else list(events)  # may be walked twice
+    if cache is None:
         # One orjson call per event, all made from C (map passes default and
         # option positionally); any event that needs a fallback sends the whole
         # batch the slower way, event by event.
-        events = events if type(events) is list else list(events)  # may be walked twice
         try:
             return b"".join(map(orjson.dumps, events, repeat(_default), repeat(_FAST_LINE)))
         except (orjson.JSONEncodeError, TypeError):
+            pass
+    elif bodies := _known(cache, events):
+        try:
+            bodies[-1] += b"\n"  # so that the one join is the only copy of the batch
+            return b"\n".join(bodies)
+        except TypeError:  # a None: not every body was made
             pass
     return b"".join([dumps_line(event) for event in events])
 
@@ -173,13 +247,23 @@ def dumps_array(events: Sequence[Mapping[str, Any]]) -> bytes:
 
     One orjson call over the whole list when every event takes `dumps`'s
     first path (about four times faster than a call per event on the
-    delivery benchmark's batches); otherwise event by event, with repair.
+    delivery benchmark's batches); in a sharing scope that knows every
+    event's bytes, those bytes joined; otherwise event by event, with repair.
     """
-    if _sharing.cache is None:
+    cache = _sharing.cache
+    if cache is None:
         try:
             batch = events if type(events) is list else list(events)
             return orjson.dumps(batch, default=_default, option=_FAST)
         except (orjson.JSONEncodeError, TypeError):
+            pass
+    elif bodies := _known(cache, events):
+        try:
+            # Brackets on the first and last bodies: the join is the one copy of the batch.
+            bodies[0] = b"[" + bodies[0]
+            bodies[-1] += b"]"
+            return b",".join(bodies)
+        except TypeError:  # a None: not every body was made
             pass
     return b"[" + b",".join([dumps(event) for event in events]) + b"]"
 

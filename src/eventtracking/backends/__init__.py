@@ -32,6 +32,15 @@ def flush_backend(backend: object, timeout: float) -> bool:
     return bool(flush(timeout))
 
 
+def leaves_events_unchanged(backend: object) -> bool:
+    """True if `backend` declares that it never changes the events it is given.
+
+    A wrapper answers for what it wraps (`DeliveryBackend` does, with a
+    property of that name).
+    """
+    return getattr(backend, "leaves_events_unchanged", False) is True
+
+
 def close_backend(backend: object) -> None:
     """Call `backend.close()` if it has one."""
     close = getattr(backend, "close", None)

@@ -326,6 +326,8 @@ class HTTPBackend:
     """
 
     delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "buffered"}
+    # Only encodes: siblings may share its encoding, durable mode sends the journal's bytes.
+    leaves_events_unchanged: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -46,6 +46,8 @@ class PostgresBackend:
     """
 
     delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "buffered"}
+    # Only reads events (rows are new objects): it may get shared contexts.
+    leaves_events_unchanged: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -57,6 +57,9 @@ class RedisStreamBackend:
     """
 
     delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "buffered"}
+    # Only reads and encodes: siblings may share its encoding, durable mode sends the
+    # journal's bytes.
+    leaves_events_unchanged: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -45,7 +45,7 @@ from ..processors.exceptions import (
     NoBackendEnabled,
     NoTransformerImplemented,
 )
-from . import close_backend, flush_backend
+from . import close_backend, flush_backend, leaves_events_unchanged
 
 LOG = safe_logger(__name__)  # outside input in messages cannot forge lines
 
@@ -126,19 +126,6 @@ class _Backends(dict[str, Any]):
 
 
 _ROUTING_METHODS: Final = ("send", "send_to_backends", "process_event")
-
-
-def leaves_events_unchanged(backend: Any) -> bool:
-    """True if `backend` declares that it never changes the events it is given.
-
-    A delivery backend answers for the backend it wraps: in its inline mode
-    the wrapped backend writes during `send`.
-    """
-    from ..delivery.worker import DeliveryBackend  # imported late: delivery imports backends
-
-    if isinstance(backend, DeliveryBackend):
-        backend = backend.backend
-    return getattr(backend, "leaves_events_unchanged", False) is True
 
 
 # A sharing fan-out's routes: (name, backend, True if the backend may change

@@ -73,6 +73,8 @@ class SegmentHTTPBackend:
     """
 
     delivery_defaults: ClassVar[Mapping[str, Any] | None] = {"mode": "buffered"}
+    # Only reads events (each message is a new dict): it may get shared contexts.
+    leaves_events_unchanged: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -9,6 +9,10 @@ differs. The rules, in one place:
   event with ``send`` (what was sent before a failure stays delivered).
   Batches read from the journal are followed by the backend's ``flush`` so
   that nothing is committed that the backend still only buffers.
+* A backend that declares ``leaves_events_unchanged`` is handed a batch read
+  from the journal inside a sharing scope (`eventtracking.serialization`)
+  that holds each event's record: it delivers the journal's bytes, as they
+  are, rather than encode the events again.
 * `TerminalError`: the backend answered, so the breaker closes; a part of
   several events is split in two (bisection) and each half is tried, until
   the event(s) the backend rejects are alone; those go to dead letters.
@@ -26,11 +30,11 @@ differs. The rules, in one place:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 
-from .. import diagnostics
-from ..backends import flush_backend
+from .. import diagnostics, serialization
+from ..backends import flush_backend, leaves_events_unchanged
 from ..exceptions import RetryableError
 from .metrics import DeliveryMetrics
 from .retry import CircuitBreaker, Clock, RetryPolicy, classify
@@ -67,14 +71,37 @@ class Batch:
     `parts` is a stack: a terminal failure replaces a part by its two halves.
     `source` is whatever the owner needs to commit once the batch is done
     (a journal position), and `needs_flush` asks for the backend's flush.
+    `bodies`, for a batch read from the journal, are the records of `events`
+    in the same order (each its `serialization.dumps` bytes).
     """
 
-    __slots__ = ("needs_flush", "parts", "source")
+    __slots__ = ("_bodies", "_by_id", "_events", "needs_flush", "parts", "source")
 
-    def __init__(self, events: list[Event], source: Any = None) -> None:
+    def __init__(
+        self, events: list[Event], source: Any = None, bodies: Sequence[bytes] | None = None
+    ) -> None:
         self.parts = [Part(list(events))] if events else []  # ours to shrink, not the caller's
         self.source = source
         self.needs_flush = source is not None
+        if bodies is not None and len(bodies) != len(events):
+            raise ValueError(f"{len(events)} events but {len(bodies)} bodies")
+        self._events = events
+        self._bodies = bodies
+        self._by_id: dict[int, bytes] | None = None
+
+    def bodies_for(self, chunk: list[Event]) -> Sequence[bytes] | None:
+        """The records of `chunk` (a part's events, or one of them), in its order.
+
+        None for a batch not read from the journal.
+        """
+        bodies = self._bodies
+        if bodies is None or len(chunk) == len(bodies):
+            return bodies  # the whole batch: no part has been split off or delivered yet
+        if self._by_id is None:
+            # By id: `_events` keeps every event alive, so each id stays its own. (A
+            # dict emitted twice into one batch then goes out as its later record.)
+            self._by_id = dict(zip(map(id, self._events), bodies, strict=True))
+        return list(map(self._by_id.__getitem__, map(id, chunk)))
 
     @property
     def done(self) -> bool:
@@ -113,6 +140,7 @@ class Dispatcher:
         self.clock = clock
         self.rand = rand
         self._send_batch = getattr(backend, "send_batch", None)
+        self._unchanged = leaves_events_unchanged(backend)  # it may deliver journal bytes
 
     def step(self, batch: Batch) -> float:
         """Make one attempt at the top part of `batch`; the clock time of the next attempt."""
@@ -128,7 +156,8 @@ class Dispatcher:
         chunk = [part.events[index]] if probing else part.events
         if part.attempts:
             self.metrics.count("retried", len(chunk))
-        sent, error = self._send(chunk, batch.needs_flush)
+        bodies = batch.bodies_for(chunk) if self._unchanged else None
+        sent, error = self._send(chunk, batch.needs_flush, bodies)
         if sent:
             self.metrics.record_delivery(chunk[:sent])
             if probing:
@@ -163,10 +192,19 @@ class Dispatcher:
             if wait > 0:
                 sleep(wait)
 
-    def _send(self, events: list[Event], flush: bool) -> tuple[int, BaseException | None]:
-        """Hand `events` to the backend; (how many it took, the error that stopped it)."""
+    def _send(
+        self, events: list[Event], flush: bool, bodies: Sequence[bytes] | None = None
+    ) -> tuple[int, BaseException | None]:
+        """Hand `events` to the backend; (how many it took, the error that stopped it).
+
+        `bodies`, their journal records, are what the backend delivers (module docs).
+        """
         sent = 0
         try:
+            if bodies is not None:
+                # Only journal batches, only on the worker thread: never inside
+                # another scope, which this one would end.
+                serialization.begin_sharing(events, bodies)
             if self._send_batch is not None:
                 self._send_batch(list(events))  # a backend must not reach our bookkeeping
                 sent = len(events)
@@ -185,6 +223,9 @@ class Dispatcher:
                 self.name,
             )
             return sent, exc
+        finally:
+            if bodies is not None:
+                serialization.end_sharing()
         return sent, None
 
     def _failed(

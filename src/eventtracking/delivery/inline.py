@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .. import diagnostics
-from ..backends import flush_backend
+from ..backends import flush_backend, leaves_events_unchanged
 from ..event import with_id
 from .dispatch import Event
 from .loop import Worker
@@ -40,6 +40,7 @@ class Serialized:
     def __init__(self, writer: InlineWriter) -> None:
         self.writer = writer
         self.backend = writer.backend
+        self.leaves_events_unchanged = leaves_events_unchanged(self.backend)  # as it declares
         if callable(getattr(self.backend, "send_batch", None)):
             self.send_batch = self._send_batch
 

@@ -76,16 +76,20 @@ class Intake:
 
     def journal_event(self, event: Event) -> bool:
         """Serialize `event` once and append it to the journal; False if it was dropped."""
-        return self.append(frame(dumps(event)), event)
+        body = dumps(event)
+        return self.append(frame(body), event, body)
 
-    def append(self, data: bytes, obj: Any = None) -> bool:
-        """Append one framed record (encoding `obj`); a spent disk budget applies the policy."""
+    def append(self, data: bytes, obj: Any = None, body: bytes | None = None) -> bool:
+        """Append one framed record; a spent disk budget applies the policy.
+
+        `obj` and `body`, its encoding, are kept for the worker (`SegmentWriter.append`).
+        """
         journal = self.journal
         assert journal is not None
         deadline: float | None = None
         while True:
             try:
-                journal.append(data, 1, obj)
+                journal.append(data, 1, obj, body)
                 return True
             except JournalFull:
                 if self.options.overflow != "block":

@@ -50,13 +50,15 @@ class JournalBatch:
     """Records read from one lane, and where reading resumes once they are delivered.
 
     `events` holds the objects themselves when they came from the writer's
-    cache (then `payloads` is empty); otherwise decode `payloads`.
+    cache, and `bodies` their records' payloads, in the same order (then
+    `payloads` is empty); otherwise decode `payloads`, each an event's bytes.
     """
 
     payloads: list[bytes]
     cursor: _Cursor
     end: Position
     events: list[Any] | None = None
+    bodies: list[bytes] | None = None
 
 
 class Journal:
@@ -104,9 +106,11 @@ class Journal:
         self.writer.open()
         self._start_committer()
 
-    def append(self, data: bytes, records: int = 1, obj: Any = None) -> None:
+    def append(
+        self, data: bytes, records: int = 1, obj: Any = None, body: bytes | None = None
+    ) -> None:
         """Append framed records (`data`, `records` of them); see `SegmentWriter.append`."""
-        self.writer.append(data, records, obj)
+        self.writer.append(data, records, obj, body)
         if self._committer is None:
             self._start_committer()
 
@@ -214,6 +218,7 @@ class Journal:
         """
         segment, offset = cursor.position.segment, max(cursor.position.offset, len(MAGIC))
         events: list[Any] = []
+        bodies: list[bytes] = []
         limit = max_bytes if max_bytes is not None else 1 << 62
         total = 0
         cache = self.writer.cache
@@ -222,18 +227,19 @@ class Journal:
                 entry = cache.popleft()
             except IndexError:
                 break
-            head_segment, start, stop, obj = entry
+            head_segment, start, stop, obj, body = entry
             if head_segment < segment or (head_segment == segment and start < offset):
                 continue  # read from the file meanwhile
             if head_segment != segment or start != offset:
                 cache.appendleft(entry)  # a gap: the file holds what comes first
                 break
             events.append(obj)
+            bodies.append(body)
             total += stop - start - RECORD_HEADER.size
             offset = stop
         if not events:
             return None
-        return JournalBatch([], cursor, Position(segment, offset), events)
+        return JournalBatch([], cursor, Position(segment, offset), events, bodies)
 
     def _own_cursor(self) -> _Cursor | None:
         if self._own is None and self.writer.lane is not None:

@@ -266,22 +266,27 @@ class Worker:
         if self.journal is not None:
             read = self.journal.read(options.batch_size, options.batch_bytes)
             if read is not None:
-                events = read.events if read.events is not None else self._decoded(read)
-                return Batch(events, source=read)
+                if read.events is not None:
+                    return Batch(read.events, source=read, bodies=read.bodies)
+                events, bodies = self._decoded(read)
+                return Batch(events, source=read, bodies=bodies)
         events = self._identified(self.take(options.batch_size))
         if options.batch_bytes is not None and len(events) > 1:
             events = self._cut_to_bytes(events, options.batch_bytes)
         return Batch(events) if events else None
 
-    def _decoded(self, read: JournalBatch) -> list[Event]:
-        events = []
+    def _decoded(self, read: JournalBatch) -> tuple[list[Event], list[bytes]]:
+        """The events `read` holds, and the payload each came from (the same order)."""
+        events, bodies = [], []
         for payload in read.payloads:
             try:
                 events.append(decode(payload))
             except ValueError:  # a checksummed record that is not JSON: a bug, not a crash
                 self.metrics.count_drop("journal_error")
                 diagnostics.log_burst(f"decode:{self.name}", "undecodable journal record")
-        return events
+                continue
+            bodies.append(payload)
+        return events, bodies
 
     def _cut_to_bytes(self, events: list[Event], limit: int) -> list[Event]:
         total = 0

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .. import _process, diagnostics
-from ..backends import close_backend, flush_backend
+from ..backends import close_backend, flush_backend, leaves_events_unchanged
 from ..event import with_id
 from ..exceptions import StoreError
 from ..serialization import dumps
@@ -267,11 +267,12 @@ class DeliveryBackend:
         self._count_emitted()
         journal = self.journal
         assert journal is not None
-        data = frame(dumps(event))
+        body = dumps(event)
+        data = frame(body)
         try:
-            journal.append(data, 1, event)
+            journal.append(data, 1, event, body)
         except (JournalFull, OSError):  # the policies: wait for room, or drop and count
-            if not self._intake.append(data, event):
+            if not self._intake.append(data, event, body):
                 return
         backlog = journal.appended - journal.read_records
         if backlog >= self._batch_size:
@@ -391,6 +392,11 @@ class DeliveryBackend:
     def closed(self) -> bool:
         """True once `close()` was called."""
         return self._closed
+
+    @property
+    def leaves_events_unchanged(self) -> bool:
+        """True if the wrapped backend declares it never changes events (it gets them as given)."""
+        return leaves_events_unchanged(self.backend)
 
     @property
     def exit_timeout(self) -> float:

@@ -19,8 +19,9 @@ The disk budget counts whole segments as allocated (sealed ones at their
 final size); `JournalFull` means the next segment would not fit.
 
 An append may also hand over the object it encodes: the last `cache_limit`
-of them are kept with their place in the lane, so that the worker in the
-same process can deliver them without reading and decoding them back.
+of them are kept with their place in the lane and the record's payload, so
+that the worker in the same process can deliver them without reading and
+decoding them back, and deliver those very bytes.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .lanes import Lane, _fsync_dir
-from .segments import MAGIC
+from .segments import MAGIC, RECORD_HEADER
 
 
 class JournalFull(Exception):
@@ -91,8 +92,8 @@ class SegmentWriter:
         self._seq = self._synced = 0
         self._leader = False
         self._failed: list[tuple[int, int, OSError]] = []
-        # (segment, start, end, object) of recent single-record appends, oldest first.
-        self.cache: deque[tuple[int, int, int, Any]] = deque()
+        # (segment, start, end, object, payload) of recent single-record appends, oldest first.
+        self.cache: deque[tuple[int, int, int, Any, bytes]] = deque()
 
     # -- appending ----------------------------------------------------------------------
 
@@ -102,13 +103,20 @@ class SegmentWriter:
             if self._map is None:
                 self._make_room(0)
 
-    def append(self, data: bytes, records: int = 1, obj: Any = None) -> None:
+    def append(
+        self, data: bytes, records: int = 1, obj: Any = None, body: bytes | None = None
+    ) -> None:
         """Copy framed `records` into the lane; with fsync_always, return once synced.
 
-        `obj` (one record only) is what `data` encodes, kept in the cache.
+        `obj` (one record only) is what `data` encodes, kept in the cache with
+        `body`, the record's payload (taken from `data` if not given).
         JournalFull when a new segment would exceed the budget; OSError when
         the disk fails (nothing of `data` is then readable).
         """
+        if obj is None or not self.cache_limit:
+            body = None  # None: nothing goes to the cache
+        elif body is None:
+            body = data[RECORD_HEADER.size :]
         size = len(data)
         lock = self.lock
         lock.acquire()  # not `with`: its special-method lookups cost more than the copy
@@ -124,10 +132,10 @@ class SegmentWriter:
             self.tail = (self._segment, end)
             self._dirty = True
             self.appended += records
-            if obj is not None and self.cache_limit:
+            if body is not None:
                 if len(self.cache) >= self.cache_limit:
                     self.cache.popleft()  # the worker is far behind: it reads the file
-                self.cache.append((self._segment, start, end, obj))
+                self.cache.append((self._segment, start, end, obj, body))
             if not self.fsync_always:
                 return
             self._seq += 1

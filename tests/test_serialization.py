@@ -157,7 +157,7 @@ def test_a_sharing_scope_may_start_with_encodings_made_earlier() -> None:
     first, second, other = {"n": 1}, {"n": 2}, {"n": 3}
     bodies = [serialization.dumps(first), serialization.dumps(second)]  # the journal's records
     first["n"] = second["n"] = 0  # changed since: the scope answers with the records
-    serialization.begin_sharing([first, second], bodies)
+    serialization.begin_sharing_known([first, second], bodies)
     try:
         with mock.patch.object(serialization, "dumps", side_effect=AssertionError):
             # The events it was given, in order: their bytes joined, no call per event.
@@ -182,7 +182,7 @@ def test_a_sharing_scope_may_start_with_encodings_made_earlier() -> None:
 
 def test_forget_drops_the_given_encodings_too() -> None:
     event = {"n": 2}
-    serialization.begin_sharing([event], [b'{"n":1}'])
+    serialization.begin_sharing_known([event], [b'{"n":1}'])
     try:
         serialization.forget()  # a backend that may change events ran
         assert serialization.dumps_array([event]) == b'[{"n":2}]'
@@ -190,7 +190,7 @@ def test_forget_drops_the_given_encodings_too() -> None:
     finally:
         serialization.end_sharing()
     with pytest.raises(ValueError, match="1 events but 2 bodies"):
-        serialization.begin_sharing([event], [b"{}", b"{}"])
+        serialization.begin_sharing_known([event], [b"{}", b"{}"])
 
 
 # -- round trips -------------------------------------------------------------------

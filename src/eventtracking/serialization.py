@@ -90,7 +90,7 @@ _sharing: Final = _Sharing()
 
 
 class _Given(dict[int, list[Any]]):
-    """A scope's cache that starts from encodings made earlier (see `begin_sharing`).
+    """A scope's cache that starts from encodings made earlier (see `begin_sharing_known`).
 
     They wait in order: a batch sent whole is found in them (`_known`), and
     only the first lookup of a single event moves them all into the dict,
@@ -103,7 +103,7 @@ class _Given(dict[int, list[Any]]):
     def __init__(self, events: Sequence[Mapping[str, Any]], bodies: Sequence[bytes]) -> None:
         super().__init__()
         if len(events) != len(bodies):
-            raise ValueError(f"begin_sharing: {len(events)} events but {len(bodies)} bodies")
+            raise ValueError(f"begin_sharing_known: {len(events)} events but {len(bodies)} bodies")
         self.events, self.bodies = events, bodies
 
     def get(self, key: int, default: Any = None) -> Any:
@@ -116,16 +116,23 @@ class _Given(dict[int, list[Any]]):
         return dict.get(self, key, default)
 
 
-def begin_sharing(events: Sequence[Mapping[str, Any]] = (), bodies: Sequence[bytes] = ()) -> None:
-    """Open a sharing scope on this thread (see module docs), knowing the `bodies` of `events`.
+def begin_sharing() -> None:
+    """Open a sharing scope on this thread (see module docs); a new scope starts empty.
+
+    Call `end_sharing` in a ``finally``. Scopes do not nest: an inner fan-out
+    that opens one ends sharing for the rest of the outer one, which then
+    encodes each event again (correct, only slower).
+    """
+    _sharing.cache = {}
+
+
+def begin_sharing_known(events: Sequence[Mapping[str, Any]], bodies: Sequence[bytes]) -> None:
+    """`begin_sharing`, knowing the `bodies` of `events` (see module docs).
 
     `bodies` are the bytes `dumps` made of `events`, in the same order (the
     journal's records of them): within the scope `dumps` and its kin return
     those bytes for those very objects. Neither sequence may change while it
-    lasts. Call `end_sharing` in a ``finally``. Scopes do not nest: an inner
-    fan-out that opens one ends sharing for the rest of the outer one, which
-    then encodes each event again (correct, only slower). ValueError when
-    there are events and the two lengths differ.
+    lasts. ValueError when the two lengths differ.
     """
     _sharing.cache = _Given(events, bodies) if events else {}
 
@@ -210,7 +217,7 @@ def _known(cache: dict[int, list[Any]], events: Sequence[Mapping[str, Any]]) -> 
     if type(cache) is _Given and cache.events:
         given = cache.events
         if len(given) == len(events) and all(map(is_, events, given)):
-            return list(cache.bodies)  # the batch begin_sharing was given: no lookups
+            return list(cache.bodies)  # the batch begin_sharing_known was given: no lookups
         return None  # the dict is empty until a lookup moves the given encodings in
     try:
         entries = list(map(cache.__getitem__, map(id, events)))

@@ -204,7 +204,7 @@ class Dispatcher:
             if bodies is not None:
                 # Only journal batches, only on the worker thread: never inside
                 # another scope, which this one would end.
-                serialization.begin_sharing(events, bodies)
+                serialization.begin_sharing_known(events, bodies)
             if self._send_batch is not None:
                 self._send_batch(list(events))  # a backend must not reach our bookkeeping
                 sent = len(events)

@@ -115,3 +115,26 @@ def test_emitted_ids_agree_with_their_event_timestamps() -> None:
             microsecond=stamp.microsecond // 1000 * 1000
         )
         assert event_id_time(event["id"]) - stamp < timedelta(milliseconds=50)
+
+
+@pytest.mark.usefixtures("fresh_ids")
+def test_the_random_bits_are_read_from_the_os_once_per_128_milliseconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # os.urandom releases the interpreter lock: one call per millisecond
+    # handed it to the delivery worker once per millisecond.
+    reads: list[int] = []
+    real = os.urandom
+
+    def urandom(n: int) -> bytes:
+        reads.append(n)
+        return real(n)
+
+    monkeypatch.setattr(event_module.os, "urandom", urandom)
+    monkeypatch.setattr(event_module, "_pool", b"")
+    start = datetime.now(UTC) + timedelta(days=2)
+    ids = [new_event_id(start + timedelta(milliseconds=ms)) for ms in range(300)]
+    assert reads == [1024, 1024, 1024]  # 128 milliseconds' worth each
+    tails = {i[19:] for i in ids}
+    assert len(tails) == 300  # each millisecond its own random bits
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)

@@ -346,6 +346,59 @@ def test_a_failed_read_is_retried_and_nothing_is_lost(
     client.close()
 
 
+class WatchedAcks(redis.Redis):
+    """A real client that records which thread acknowledges, and fails the first
+    `failures` acknowledgements made by the read-ahead thread."""
+
+    def __init__(self, url: str, failures: int = 0) -> None:
+        super().__init__(connection_pool=redis.ConnectionPool.from_url(url))
+        self.failures = failures
+        self.acks: list[tuple[str, int]] = []
+
+    def xack(self, name: Any, groupname: Any, *ids: Any) -> Any:
+        thread = threading.current_thread().name
+        if self.failures and thread == "consume-read-ahead":
+            self.failures -= 1
+            raise redis.ConnectionError("connection reset (injected)")
+        self.acks.append((thread, len(ids)))
+        return super().xack(name, groupname, *ids)
+
+
+@pytest.mark.parametrize("failures", [0, 2])
+def test_full_batches_are_acked_by_the_read_ahead_thread_and_the_last_at_once(
+    stream: tuple[str, str], tmp_path: Path, failures: int
+) -> None:
+    url, name = stream
+    publish(url, name, [ev(i) for i in range(45)])
+    client = WatchedAcks(url, failures)
+    consumer = StreamConsumer(
+        client,
+        name,
+        "g",
+        open_sink(str(tmp_path / "s.db")),
+        consumer="c1",
+        batch=10,
+        block_ms=50,
+        retry=RetryPolicy(max_attempts=None, initial_backoff=0.01, max_backoff=0.05),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,), name="main-loop")
+    thread.start()
+    try:
+        wait_for(lambda: consumer.stats.acked == 45)
+        assert client.xpending(name, "g")["pending"] == 0  # the partial batch did not wait
+    finally:
+        stop.set()
+        thread.join(30)
+    assert consumer.stats.acked == consumer.stats.written == 45
+    assert consumer.stats.retries == failures
+    by_thread = {t: sum(n for t2, n in client.acks if t2 == t) for t, _ in client.acks}
+    assert by_thread["consume-read-ahead"] >= 30  # full batches, off the writing thread
+    assert ("main-loop", 5) in client.acks  # the last, partial batch: at once
+    assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(45)]
+    client.close()
+
+
 def test_without_read_ahead_only_the_batch_in_hand_is_read(
     stream: tuple[str, str], client: redis.Redis, tmp_path: Path
 ) -> None:

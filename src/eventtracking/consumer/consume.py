@@ -140,34 +140,37 @@ class _Sorted:
 class _ReadAhead:
     """A thread that reads the next batch while the caller writes the one in hand.
 
-    `request` asks for one batch; `result` waits for it (and raises what
-    reading raised: the caller decides about retrying). Only one request is
+    `request(ack)` asks for one batch, after acknowledging `ack` (ids the
+    caller committed), so that the acknowledgement is off the caller's path
+    too; `result` waits for the batch (or what reading raised: the caller
+    decides about retrying) and says how many ids were acknowledged, or None
+    if they were not (then the caller still owes them). Only one request is
     ever outstanding, so nothing is read further ahead than one batch.
     """
 
-    def __init__(self, fetch: Callable[[], _Sorted]) -> None:
+    def __init__(self, ack: Callable[[list[bytes]], int], fetch: Callable[[], _Sorted]) -> None:
+        self._ack_ids = ack
         self._fetch = fetch
         self._cond = threading.Condition()
         self._wanted = False
         self._closed = False
-        self._result: _Sorted | BaseException | None = None
+        self._ack: list[bytes] = []
+        self._result: tuple[_Sorted | BaseException, int | None] | None = None
         self._thread = threading.Thread(target=self._loop, name="consume-read-ahead", daemon=True)
         self._thread.start()
 
-    def request(self) -> None:
-        """Start reading the next batch."""
+    def request(self, ack: list[bytes]) -> None:
+        """Acknowledge `ack`, then start reading the next batch."""
         with self._cond:
-            self._wanted = True
+            self._wanted, self._ack = True, ack
             self._cond.notify_all()
 
-    def result(self) -> _Sorted:
-        """The batch asked for, once read; raises what reading it raised."""
+    def result(self) -> tuple[_Sorted | BaseException, int | None]:
+        """The batch asked for (or what reading it raised), and how many ids were acked."""
         with self._cond:
             while self._result is None:
                 self._cond.wait()
             result, self._result = self._result, None
-        if isinstance(result, BaseException):
-            raise result
         return result
 
     def close(self) -> None:
@@ -184,14 +187,17 @@ class _ReadAhead:
                     self._cond.wait()
                 if self._closed:
                     return
-                self._wanted = False
+                self._wanted, ack = False, self._ack
             result: _Sorted | BaseException
+            acked: int | None = None
             try:
+                if ack:
+                    acked = self._ack_ids(ack)
                 result = self._fetch()
             except BaseException as exc:  # handed over: the caller retries or stops
                 result = exc
             with self._cond:
-                self._result = result
+                self._result = (result, acked)
                 self._cond.notify_all()
 
 
@@ -286,7 +292,7 @@ class StreamConsumer:
             self._process(own, stop)
             own = self._read("0") if len(own) == self.batch else []
         if self.read_ahead:
-            reader = _ReadAhead(self._fetch)
+            reader = _ReadAhead(self._acknowledge, self._fetch)
             try:
                 self._run_reading_ahead(stop, reader)
             finally:
@@ -311,27 +317,45 @@ class StreamConsumer:
     def _run_reading_ahead(self, stop: threading.Event, reader: _ReadAhead) -> None:
         failures = 0
         asked = False
-        while asked or not stop.is_set():  # what was asked for is read: finish it too
-            if not asked:
-                reader.request()
-            try:
-                read = reader.result()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+        sent: list[bytes] = []  # committed ids handed to the reader with the request in flight
+        owed: list[bytes] = []  # committed ids not yet handed over
+        try:
+            while asked or not stop.is_set():  # what was asked for is read: finish it too
+                if not asked:
+                    reader.request(owed)
+                    sent, owed = owed, []
+                read, acked = reader.result()
                 asked = False
-                failures += 1
-                self._redis_failed(exc, failures, stop)
-                continue
-            asked = not stop.is_set()
-            if asked:
-                reader.request()  # read while this batch is written
-            try:
-                self._handle(read, stop)
-                failures = 0
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                failures += 1
-                self._redis_failed(exc, failures, stop)
-            if time.monotonic() >= self._next_report:
-                self._report()
+                if acked is not None:
+                    self.stats.acked += acked
+                elif sent:  # not acknowledged: owed again
+                    owed = sent + owed
+                sent = []
+                if isinstance(read, (redis.ConnectionError, redis.TimeoutError)):
+                    failures += 1
+                    self._redis_failed(read, failures, stop)
+                    continue
+                if isinstance(read, BaseException):
+                    raise read
+                if not stop.is_set():
+                    # Acknowledge the last batch and read the next one while this one is written.
+                    reader.request(owed)
+                    sent, owed, asked = owed, [], True
+                try:
+                    owed += self._handle(read, stop, ack=False)
+                    if read.read < self.batch:  # caught up: acknowledge now, not with the next read
+                        self._ack(owed)
+                        owed = []
+                    failures = 0
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    failures += 1
+                    self._redis_failed(exc, failures, stop)
+                if time.monotonic() >= self._next_report:
+                    self._report()
+        finally:
+            if owed:
+                with contextlib.suppress(redis.RedisError):  # else pending: written again later
+                    self._ack(owed)
 
     def _redis_failed(self, exc: Exception, failures: int, stop: threading.Event) -> None:
         # Unacked entries stay pending and come back; nothing is lost.
@@ -439,8 +463,12 @@ class StreamConsumer:
                     bad.append((entry_id, raw, problem))
         return read
 
-    def _handle(self, read: _Sorted, stop: threading.Event) -> None:
-        """Count `read`, dead-letter what is not an event, write the rest, then ack it."""
+    def _handle(self, read: _Sorted, stop: threading.Event, ack: bool = True) -> list[bytes]:
+        """Count `read`, dead-letter what is not an event, write the rest, then ack it.
+
+        With `ack` False, the ids written are returned for the caller to
+        acknowledge instead (the read-ahead thread does, with its next read).
+        """
         stats = self.stats
         stats.read += read.read
         stats.claimed += read.claimed
@@ -451,7 +479,11 @@ class StreamConsumer:
             self._bury(entry_id, raw, problem)
         good = read.good
         self._learn_types([event for _, event, _ in good if "meta" in event])
-        self._ack(self._commit(good, stop))
+        written = self._commit(good, stop)
+        if not ack:
+            return written
+        self._ack(written)
+        return []
 
     def _learn_types(self, events: list[dict[str, Any]]) -> None:
         """Fetch the documentation versions `events` refer to that this process lacks.
@@ -507,7 +539,11 @@ class StreamConsumer:
 
     def _ack(self, ids: list[bytes]) -> None:
         if ids:
-            self.stats.acked += int(self.client.xack(self.stream, self.group, *ids))
+            self.stats.acked += self._acknowledge(ids)
+
+    def _acknowledge(self, ids: list[bytes]) -> int:
+        """XACK `ids`; how many were pending (the read-ahead thread calls it too)."""
+        return int(self.client.xack(self.stream, self.group, *ids))
 
     def _bury(self, entry_id: bytes, raw: bytes, reason: str) -> None:
         """Move one entry to the dead-letter stream and ack it, atomically."""

@@ -10,13 +10,16 @@ them. For each batch it:
    store's write transaction; a backend's ``send_batch`` then ``flush``);
 3. acknowledges them (XACK) only then.
 
-While a batch is written (and acknowledged), a second thread already reads
-and decodes the next one: Redis answers and orjson decodes while this
-thread waits for the sink's commit, which releases the interpreter lock
-(on PostgreSQL, most of a batch's time). So at most two batches are read
-and not yet acknowledged: the one in hand and the one read ahead. Stopping
-finishes both. ``read_ahead=False`` reads each batch only after the last
-was acknowledged.
+While a batch is written, a second thread already reads and decodes the
+next one: Redis answers and orjson decodes while this thread waits for the
+sink's commit, which releases the interpreter lock (on PostgreSQL, most of a
+batch's time). That thread also acknowledges the batch written before, just
+before it reads, so XACK is off the writing thread too; a batch that is not
+full (the worker has caught up) is acknowledged at once. So at most three
+batches are read and not yet acknowledged, two while the sink fails (the one
+in hand and the one read ahead). Stopping finishes and acknowledges them
+all. ``read_ahead=False`` reads each batch only after the last was
+acknowledged.
 
 Entries another consumer read and never acknowledged (it died) are claimed
 with XAUTOCLAIM once idle for `claim_idle_ms`, and processed the same way.

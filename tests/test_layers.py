@@ -207,8 +207,9 @@ MUTABLE_FACTORIES = frozenset(
      "WeakKeyDictionary", "local", "dict", "list", "set", "defaultdict", "OrderedDict", "deque"}
 )  # fmt: skip
 # Module-level state the core may keep outside `_state`: the id generator's
-# current millisecond, read on every id (see `_state`'s docstring).
-STATE_ALLOWED = {"eventtracking.event": {"_lock", "_state", "_hooked"}}
+# current millisecond, read on every id (see `_state`'s docstring), and its
+# pool of random bits, read under the same lock and dropped with it at fork.
+STATE_ALLOWED = {"eventtracking.event": {"_lock", "_state", "_hooked", "_pool", "_pool_at"}}
 
 
 def module_state(path: Path) -> set[str]:

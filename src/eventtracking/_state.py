@@ -14,8 +14,9 @@ the containers here:
 Importing this module imports nothing else from the package and starts
 nothing: no thread, no ``atexit``, no fork hook. Per-object caches stay with
 their objects. In the core, the one module-level state outside this file is
-the id generator's current millisecond in `event` (read on every id, so kept
-beside it), which forgets itself in a forked child through a fork hook; the
+the id generator's current millisecond and its pool of random bits in
+`event` (read on every id, so kept beside it), which forget themselves in a
+forked child through a fork hook; the
 Django app keeps its settings cache in its own package, on top of the core.
 `tests/test_layers.py` holds the core to this.
 """

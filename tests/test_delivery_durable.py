@@ -123,19 +123,26 @@ def held(backend: Any, journal: Path) -> DeliveryBackend:
     )
 
 
+def send_then_change(delivery: DeliveryBackend, sent: list[dict[str, Any]]) -> None:
+    """Send `sent`, change each event afterwards, then deliver and close.
+
+    The journal holds what was emitted, and that is what goes out: a
+    re-encoding (the old way) would send the changed ``n`` of -1.
+    """
+    for e in sent:
+        delivery.send(e)
+    for e in sent:
+        e["data"]["n"] = -1
+    assert delivery.flush(20)
+    delivery.close()
+
+
 def test_in_process_delivery_sends_the_bytes_journaled_at_emit(tmp_path: Path) -> None:
     backend = ArrayBackend()
     delivery = held(backend, tmp_path / "j")
     sent = [event(n) for n in range(20)]
     emitted = [serialization.dumps(e) for e in sent]  # each one's journal record
-    for e in sent:
-        delivery.send(e)
-    for e in sent:
-        # Changed after emit: the journal holds what was emitted, and that is what
-        # goes out (a re-encoding, the old way, would send -1).
-        e["data"]["n"] = -1
-    assert delivery.flush(20)
-    delivery.close()
+    send_then_change(delivery, sent)
     assert backend.bodies == [array(emitted)]
     assert all(got is e for got, e in zip(backend.events, sent, strict=True))  # from the cache
 
@@ -177,12 +184,7 @@ def test_bisection_delivers_the_journal_bytes_of_each_half(tmp_path: Path) -> No
     delivery = held(backend, tmp_path / "j")
     sent = [event(n) for n in range(8)]
     emitted = {e["id"]: serialization.dumps(e) for e in sent}
-    for e in sent:
-        delivery.send(e)
-    for e in sent:
-        e["data"]["n"] = -1
-    assert delivery.flush(20)
-    delivery.close()
+    send_then_change(delivery, sent)
     assert len(backend.batches) > 1  # the batch was split
     for batch, body in zip(backend.batches, backend.bodies, strict=True):
         assert body == array([emitted[e["id"]] for e in batch])

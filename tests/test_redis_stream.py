@@ -263,8 +263,9 @@ def test_the_consumer_drains_the_stream_into_a_store_and_acks(
     assert lines[-1].startswith(f"consume {name}/g/c1: stopped: 1300 written")
 
 
+@pytest.mark.parametrize("read_ahead", [True, False])
 def test_entries_are_acked_only_after_the_sink_committed(
-    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
+    stream: tuple[str, str], client: redis.Redis, tmp_path: Path, read_ahead: bool
 ) -> None:
     url, name = stream
     broken = threading.Event()
@@ -273,17 +274,47 @@ def test_entries_are_acked_only_after_the_sink_committed(
         tmp_path / "s.db", lambda events: OSError("disk away") if broken.is_set() else None
     )
     publish(url, name, [ev(i) for i in range(70)])
-    with consuming(url, name, sink, batch=20) as (consumer, _):
+    # Read, not acked: the batch in hand, and the one read ahead; no more.
+    held = 40 if read_ahead else 20
+    with consuming(url, name, sink, batch=20, read_ahead=read_ahead) as (consumer, _):
         wait_for(lambda: sink.calls >= 3)  # retrying the first batch
-        # Read, not acked: the batch in hand and the one read ahead, no more.
-        assert client.xpending(name, "g")["pending"] == 40
+        assert client.xpending(name, "g")["pending"] == held
         wait_for(lambda: sink.calls >= 5)
-        assert client.xpending(name, "g")["pending"] == 40
+        assert client.xpending(name, "g")["pending"] == held
         assert consumer.stats.acked == 0 and stored(tmp_path / "s.db") == []
         broken.clear()
         wait_for(lambda: consumer.stats.acked == 70)
     assert consumer.stats.retries >= 4
     assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(70)]
+
+
+def drain_in_thread(
+    client: redis.Redis, name: str, tmp_path: Path, n: int, **options: Any
+) -> tuple[StreamConsumer, int]:
+    """Run a consumer of `client` (batches of 10) in a thread named ``main-loop`` until it
+    acked `n` entries, then stop it; the consumer, and the entries pending at that moment."""
+    consumer = StreamConsumer(
+        client,
+        name,
+        "g",
+        open_sink(str(tmp_path / "s.db")),
+        consumer="c1",
+        batch=10,
+        block_ms=50,
+        retry=RetryPolicy(max_attempts=None, initial_backoff=0.01, max_backoff=0.05),
+        **options,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,), name="main-loop")
+    thread.start()
+    try:
+        wait_for(lambda: consumer.stats.acked == n)
+        pending = int(client.xpending(name, "g")["pending"])
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    return consumer, pending
 
 
 class FailingReads(redis.Redis):
@@ -315,27 +346,7 @@ def test_a_failed_read_is_retried_and_nothing_is_lost(
     url, name = stream
     publish(url, name, [ev(i) for i in range(45)])
     client = FailingReads(url, failures=3, after=after)  # at the start, or between batches
-    sink = open_sink(str(tmp_path / "s.db"))
-    consumer = StreamConsumer(
-        client,
-        name,
-        "g",
-        sink,
-        consumer="c1",
-        batch=10,
-        block_ms=50,
-        read_ahead=read_ahead,
-        retry=RetryPolicy(max_attempts=None, initial_backoff=0.01, max_backoff=0.05),
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,), name="main-loop")
-    thread.start()
-    try:
-        wait_for(lambda: consumer.stats.acked == 45)
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not thread.is_alive()
+    consumer, _ = drain_in_thread(client, name, tmp_path, 45, read_ahead=read_ahead)
     assert consumer.stats.retries == 3 and client.failures == 0
     assert consumer.stats.read == consumer.stats.written == 45
     assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(45)]
@@ -371,25 +382,8 @@ def test_full_batches_are_acked_by_the_read_ahead_thread_and_the_last_at_once(
     url, name = stream
     publish(url, name, [ev(i) for i in range(45)])
     client = WatchedAcks(url, failures)
-    consumer = StreamConsumer(
-        client,
-        name,
-        "g",
-        open_sink(str(tmp_path / "s.db")),
-        consumer="c1",
-        batch=10,
-        block_ms=50,
-        retry=RetryPolicy(max_attempts=None, initial_backoff=0.01, max_backoff=0.05),
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=consumer.run, args=(stop,), name="main-loop")
-    thread.start()
-    try:
-        wait_for(lambda: consumer.stats.acked == 45)
-        assert client.xpending(name, "g")["pending"] == 0  # the partial batch did not wait
-    finally:
-        stop.set()
-        thread.join(30)
+    consumer, pending = drain_in_thread(client, name, tmp_path, 45)
+    assert pending == 0  # once all were acked: the last, partial batch did not wait
     assert consumer.stats.acked == consumer.stats.written == 45
     assert consumer.stats.retries == failures
     by_thread = {t: sum(n for t2, n in client.acks if t2 == t) for t, _ in client.acks}
@@ -397,24 +391,6 @@ def test_full_batches_are_acked_by_the_read_ahead_thread_and_the_last_at_once(
     assert ("main-loop", 5) in client.acks  # the last, partial batch: at once
     assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(45)]
     client.close()
-
-
-def test_without_read_ahead_only_the_batch_in_hand_is_read(
-    stream: tuple[str, str], client: redis.Redis, tmp_path: Path
-) -> None:
-    url, name = stream
-    broken = threading.Event()
-    broken.set()
-    sink = FlakySink(
-        tmp_path / "s.db", lambda events: OSError("disk away") if broken.is_set() else None
-    )
-    publish(url, name, [ev(i) for i in range(50)])
-    with consuming(url, name, sink, batch=20, read_ahead=False) as (consumer, _):
-        wait_for(lambda: sink.calls >= 3)
-        assert client.xpending(name, "g")["pending"] == 20
-        broken.clear()
-        wait_for(lambda: consumer.stats.acked == 50)
-    assert stored(tmp_path / "s.db") == [f"id-{i:06d}" for i in range(50)]
 
 
 class CountingStop(threading.Event):

@@ -312,10 +312,8 @@ class StreamConsumer:
                 self._handle(self._fetch(), stop)
                 failures = 0
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                failures += 1
-                self._redis_failed(exc, failures, stop)
-            if time.monotonic() >= self._next_report:
-                self._report()
+                failures = self._redis_failed(exc, failures, stop)
+            self._report_if_due()
 
     def _run_reading_ahead(self, stop: threading.Event, reader: _ReadAhead) -> None:
         failures = 0
@@ -335,8 +333,7 @@ class StreamConsumer:
                     owed = sent + owed
                 sent = []
                 if isinstance(read, (redis.ConnectionError, redis.TimeoutError)):
-                    failures += 1
-                    self._redis_failed(read, failures, stop)
+                    failures = self._redis_failed(read, failures, stop)
                     continue
                 if isinstance(read, BaseException):
                     raise read
@@ -351,20 +348,25 @@ class StreamConsumer:
                         owed = []
                     failures = 0
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    failures += 1
-                    self._redis_failed(exc, failures, stop)
-                if time.monotonic() >= self._next_report:
-                    self._report()
+                    failures = self._redis_failed(exc, failures, stop)
+                self._report_if_due()
         finally:
             if owed:
                 with contextlib.suppress(redis.RedisError):  # else pending: written again later
                     self._ack(owed)
 
-    def _redis_failed(self, exc: Exception, failures: int, stop: threading.Event) -> None:
+    def _redis_failed(self, exc: Exception, failures: int, stop: threading.Event) -> int:
+        """Count and log a lost connection, wait as the retry policy says; failures in a row."""
         # Unacked entries stay pending and come back; nothing is lost.
+        failures += 1
         self.stats.retries += 1
         diagnostics.log_burst("consume:redis", "consume: Redis failed (%s); retrying", exc)
         stop.wait(self.retry.delay(failures, rand=self._rand))
+        return failures
+
+    def _report_if_due(self) -> None:
+        if time.monotonic() >= self._next_report:
+            self._report()
 
     def _fetch(self) -> _Sorted:
         """The next batch, read and decoded: claimed entries when due, else new ones.

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventtracking import serialization
+from eventtracking.backends import leaves_events_unchanged
 from eventtracking.backends.jsonl import JSONLinesBackend
-from eventtracking.backends.routing import RoutingBackend, leaves_events_unchanged
+from eventtracking.backends.routing import RoutingBackend
 from eventtracking.config import build_backends
 from eventtracking.tracker import Tracker
 
@@ -90,7 +91,7 @@ replacements = st.one_of(values, st.sampled_from([1, True, 1.0, 0.0, -0.0, "1", 
 
 def containers(value: Any) -> list[Any]:
     """Every dict and list inside `value` (itself included), outermost first."""
-    found = []
+    found: list[Any] = []
     stack = [value]
     while stack:
         item = stack.pop(0)
@@ -238,7 +239,12 @@ def test_siblings_share_one_encoding_and_the_scope_ends_with_the_fan_out(
 ) -> None:
     encodes: list[Any] = []
     real = serialization._encode_line
-    monkeypatch.setattr(serialization, "_encode_line", lambda e: encodes.append(e) or real(e))
+
+    def counted(event: Any) -> bytes:
+        encodes.append(event)
+        return real(event)
+
+    monkeypatch.setattr(serialization, "_encode_line", counted)
     recorders = [LineRecorder() for _ in range(3)] + [Recorder() for _ in range(3)]
     tracker = Tracker({f"r{i}": r for i, r in enumerate(recorders)})
     for i in range(5):
@@ -251,7 +257,7 @@ def test_siblings_share_one_encoding_and_the_scope_ends_with_the_fan_out(
 def test_a_replaced_send_on_the_instance_is_called() -> None:
     sinks = [LineRecorder(), LineRecorder()]
     seen: list[Any] = []
-    sinks[1].send = seen.append  # type: ignore[method-assign]
+    sinks[1].send = seen.append  # type: ignore[method-assign,assignment]
     RoutingBackend({"a": sinks[0], "b": sinks[1]}).send({"name": "e"})
     assert seen == [{"name": "e"}]
     assert sinks[1].lines == []

@@ -371,8 +371,9 @@ class StreamConsumer:
     def _fetch(self) -> _Sorted:
         """The next batch, read and decoded: claimed entries when due, else new ones.
 
-        Runs in the read-ahead thread: it changes no statistics (`_handle`
-        counts), only the claim bookkeeping, which nothing else touches.
+        Runs in the read-ahead thread. Of the statistics it changes only
+        `forgotten` (when a claim pass ends), which no other thread counts;
+        `_handle` counts the rest. The claim bookkeeping is its alone too.
         """
         if time.monotonic() >= self._next_claim:
             entries, trimmed = self._claim()

@@ -61,6 +61,58 @@ def test_in_process_durable_delivery_hands_over_the_emitted_events(tmp_path: Pat
     assert all(got is original for got, original in zip(backend.events, sent, strict=True))
 
 
+def wait_for(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"mode": "durable", "fsync": "interval"},
+        {"mode": "buffered", "overflow": "spill", "queue_size": 10},  # emit spills: queue full
+    ],
+    ids=["durable", "spill"],
+)
+def test_a_down_backend_keeps_no_events_in_the_journal_cache(
+    tmp_path: Path, options: dict[str, Any]
+) -> None:
+    # While the circuit is open nothing is read: events live in the journal
+    # (and the queue) only, not also in the cache; once the backend is back
+    # the cache serves again.
+    backend = DownBackend()
+    delivery = DeliveryBackend(
+        backend,
+        journal_dir=tmp_path / "j",
+        max_delay=0.01,
+        circuit={"failure_threshold": 1, "reset_timeout": 0.2},
+        **options,
+    )
+    writer = delivery.journal.writer  # type: ignore[union-attr]
+    delivery.send(event(0))
+    assert wait_for(lambda: delivery.breaker.state == "open" and not writer.caching)
+    down = [event(n) for n in range(1, 500)]
+    for e in down:
+        delivery.send(e)
+    assert len(writer.cache) == 0
+    backend.recover()
+    assert delivery.flush(20)
+    assert writer.caching
+    up = [event(n) for n in range(500, 520)]
+    for e in up:
+        delivery.send(e)
+    assert delivery.flush(20)
+    delivery.close()
+    got = {e["id"]: e for e in backend.events}  # spilling reorders: the journal goes first
+    assert len(backend.events) == len(got) == 520
+    assert sorted(got) == sorted(e["id"] for e in [event(0), *down, *up])
+    assert all(got[e["id"]] is e for e in up)  # the very objects: memory, not the file
+
+
 def test_what_a_down_backend_left_is_delivered_by_the_next_process(tmp_path: Path) -> None:
     down = DeliveryBackend(
         DownBackend(), mode="durable", journal_dir=tmp_path / "j", fsync="interval"

@@ -298,6 +298,9 @@ class Worker:
         return events
 
     def _wait_until(self, when: float) -> None:
+        writer = self.journal.writer if self.journal is not None else None
+        if writer is not None and writer.caching and self.dispatcher.breaker.state == "open":
+            writer.stop_caching()  # nothing is read while down: memory holds the queue only
         while not self._stop.is_set():
             left = when - self.dispatcher.clock()
             if left <= 0:
@@ -326,6 +329,9 @@ class Worker:
         journal = self.journal
         if isinstance(batch.source, JournalBatch) and journal is not None and not self.abandoned:
             journal.commit(batch.source)
+        down = self.dispatcher.breaker.state == "open"
+        if journal is not None and not journal.writer.caching and not down:
+            journal.writer.start_caching()  # the backend is back
         if self._recovered is not None and self.dispatcher.breaker.state == "closed":
             self._recovered()
         self._answer_flushes()

@@ -21,7 +21,10 @@ final size); `JournalFull` means the next segment would not fit.
 An append may also hand over the object it encodes: the last `cache_limit`
 of them are kept with their place in the lane and the record's payload, so
 that the worker in the same process can deliver them without reading and
-decoding them back, and deliver those very bytes.
+decoding them back, and deliver those very bytes. The worker stops the
+cache while its backend is down (it reads nothing then, and would find the
+oldest records in the file anyway), so that a long outage holds no more
+events in memory than the queue may.
 """
 
 from __future__ import annotations
@@ -94,6 +97,7 @@ class SegmentWriter:
         self._failed: list[tuple[int, int, OSError]] = []
         # (segment, start, end, object, payload) of recent single-record appends, oldest first.
         self.cache: deque[tuple[int, int, int, Any, bytes]] = deque()
+        self.caching = self.cache_limit > 0  # see stop_caching
 
     # -- appending ----------------------------------------------------------------------
 
@@ -113,7 +117,7 @@ class SegmentWriter:
         JournalFull when a new segment would exceed the budget; OSError when
         the disk fails (nothing of `data` is then readable).
         """
-        if obj is None or not self.cache_limit:
+        if obj is None or not self.caching:
             body = None  # None: nothing goes to the cache
         elif body is None:
             body = data[RECORD_HEADER.size :]
@@ -233,6 +237,19 @@ class SegmentWriter:
                 self._seal()
 
     # -- what the reader and the worker need ---------------------------------------------
+
+    def stop_caching(self) -> None:
+        """Empty the cache and keep nothing more in it until `start_caching` (any thread).
+
+        The reader finds a gap between the file and a restarted cache, and
+        reads the file up to it (see `Journal.read`).
+        """
+        self.caching = False
+        self.cache.clear()
+
+    def start_caching(self) -> None:
+        """Keep appended objects again (if this writer has a cache at all)."""
+        self.caching = self.cache_limit > 0
 
     def forget(self, segment: int, freed: int) -> None:
         """The reader deleted `segment`, freeing `freed` bytes of the budget."""

@@ -143,6 +143,25 @@ def test_bad_options_are_rejected(stream: tuple[str, str]) -> None:
         RedisStreamBackend(url, name, batch_size=0)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch": 0}, "batch must be a positive int, not 0"),
+        ({"block_ms": 1.5}, "block_ms must be a positive int, not 1.5"),
+        ({"claim_idle_ms": -1}, "claim_idle_ms must be an int >= 0, not -1"),
+        ({"forget_idle_ms": 0}, "forget_idle_ms must be a positive int or None, not 0"),
+        ({"report_every": "10"}, "report_every must be a number of seconds, not '10'"),
+        ({"report_every": 0}, "report_every must be more than 0 seconds, not 0"),
+        ({"report_every": float("nan")}, "report_every must be more than 0 seconds, not nan"),
+        ({"read_ahead": "no"}, "read_ahead must be True or False, not 'no'"),
+    ],
+)
+def test_bad_consumer_options_say_what_to_fix(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        StreamConsumer(None, "s", "g", None, **options)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
 def test_a_key_of_another_type_is_a_terminal_error(
     stream: tuple[str, str], client: redis.Redis
 ) -> None:

@@ -258,6 +258,12 @@ class StreamConsumer:
             raise ValueError(
                 f"forget_idle_ms must be a positive int or None, not {forget_idle_ms!r}"
             )
+        if isinstance(report_every, bool) or not isinstance(report_every, int | float):
+            raise ValueError(f"report_every must be a number of seconds, not {report_every!r}")
+        if not report_every > 0:  # also NaN
+            raise ValueError(f"report_every must be more than 0 seconds, not {report_every!r}")
+        if not isinstance(read_ahead, bool):
+            raise ValueError(f"read_ahead must be True or False, not {read_ahead!r}")
         self.client = client
         self.stream = stream
         self.group = group

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,6 +68,34 @@ def test_take_removes_events_from_the_head_in_order(make: Make) -> None:
     with worker.lock:
         worker.queue.extend({"n": i} for i in range(5, 7))
     assert worker.take(10) == [{"n": 5}, {"n": 6}] and not worker.queue  # less than asked
+
+
+def test_events_appended_while_the_queue_is_taken_are_never_lost(make: Make) -> None:
+    # Emitting threads append without the worker's lock, and the interpreter
+    # may switch to one before any call: play an emitter appending at each
+    # call that take makes (a profile hook runs before every call of C code).
+    delivery = make(InMemoryBackend(), journal_dir=False, batch_size=100, max_delay=60)
+    worker = delivery._worker
+    assert worker is not None
+    appended = 0
+
+    def emitter_runs_now(frame: Any, what: str, arg: Any) -> None:
+        nonlocal appended
+        if what == "c_call" and appended < 100:
+            worker.queue.append({"n": appended})
+            appended += 1
+
+    taken: list[Any] = []
+    for limit in (2, 1000, 3, 1000):  # part of the queue, then all of it
+        sys.setprofile(emitter_runs_now)
+        try:
+            taken += worker.take(limit)
+        finally:
+            sys.setprofile(None)
+    assert appended > len(taken) > 0
+    rest = worker.take(1000)
+    assert [e["n"] for e in taken + rest] == list(range(appended))  # each once, in order
+    assert worker.taken == appended
 
 
 def test_emitted_counts_every_send_in_each_mode(make: Make, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -44,6 +45,7 @@ from .segments import frame
 IDLE_WAIT: Final = 0.5  # seconds between housekeeping rounds when there is nothing to do
 ADOPT_INTERVAL: Final = 30.0  # seconds between looks for lanes of dead processes
 SPILL_CHUNK: Final = 1000
+_popleft = deque.popleft
 
 
 def decode(payload: bytes) -> Event:
@@ -164,11 +166,11 @@ class Worker:
         """Remove up to `limit` events from the head of the queue (any thread)."""
         with self.lock:
             queue = self.queue
-            if limit >= len(queue):  # all of it (a full inline batch): copied in C
-                taken = list(queue)
-                queue.clear()
-            else:
-                taken = [queue.popleft() for _ in range(limit)]
+            # Emitting threads append without the lock, and the interpreter may
+            # switch threads between any two operations here: each event is
+            # popped alone (never copied, then cleared), in C, so one appended
+            # meanwhile stays queued.
+            taken = [*map(_popleft, repeat(queue, min(limit, len(queue))))]
             self.taken += len(taken)
             if self.waiting_for_room:
                 self.room.notify_all()

@@ -317,7 +317,7 @@ def test_strict_mode_raises_naming_event_and_field_path() -> None:
 
 def test_names_and_data_of_any_type_are_kept_as_given_as_in_open_edx() -> None:
     t, mem = make()
-    marker = object()
+    marker = ("a", "tuple")  # not a str: kept as given (a copy, for a backend that keeps it)
     t.emit(42, ["a"])  # type: ignore[arg-type]
     t.emit(marker, "answer=3")  # type: ignore[arg-type]
     t.emit("page_close", "")  # browsers send '' as data: 'data or {}' gives {}

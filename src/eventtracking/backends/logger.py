@@ -120,6 +120,15 @@ class LoggerBackend:
         if self._direct:
             self.log = self._log_direct
 
+    @property
+    def leaves_events_unchanged(self) -> bool:
+        """True: it only encodes events; False for a subclass that replaced `send`.
+
+        Deployments subclass Open edX's class, and such a `send` may change
+        events: the routing backend then gives it a private copy of each.
+        """
+        return type(self).send is LoggerBackend.send
+
     def send(self, event: Any) -> None:
         """Log `event`; see the module docs for values JSON cannot encode and big events."""
         if self._direct and not self.event_logger.isEnabledFor(self._level):

@@ -11,7 +11,11 @@ Processors may change the event at any depth: a routing backend with
 processors hands them a private deep copy of the event, so no change they
 make is ever seen by the caller or by a sibling branch of the tree (the
 guarantee Open edX gives with `copy.deepcopy`; `isolated_copy` gives it at a
-fraction of the cost for JSON-like events). Backends must not change events.
+fraction of the cost for JSON-like events). So does a routing backend with
+a backend that does not declare ``leaves_events_unchanged`` (it may change
+events, or keep them after `send` while the caller changes its data): only
+when every backend declares it, and there are no processors, do the
+backends get the event as it was emitted.
 
 Encode once: when two or more backends declare ``leaves_events_unchanged =
 True`` (ours that write JSON do), the fan-out runs inside a sharing scope
@@ -60,24 +64,75 @@ _ATOMS: Final = frozenset(
 def _copied(value: Any) -> Any:
     kind = type(value)
     if kind is dict:
-        return {key: _copied(item) for key, item in value.items()}
+        copy = value.copy()  # in C; then only the values that are not atoms are replaced
+        for key, item in copy.items():
+            if type(item) not in _ATOMS:
+                copy[key] = _copied(item)
+        return copy
     if kind in _ATOMS:
         return value
     if kind is list:
-        return [_copied(item) for item in value]
-    return deepcopy(value)
+        return [item if type(item) in _ATOMS else _copied(item) for item in value]
+    return _deep(value)
+
+
+def _deep(value: Any) -> Any:
+    # copy.deepcopy, except that a value it cannot copy (a dict view, a lock,
+    # an open file) is shared: where Open edX's deep copy raised out of emit,
+    # the event is still delivered.
+    try:
+        return deepcopy(value)
+    except Exception:
+        diagnostics.increment("events.uncopyable")
+        return value
 
 
 def isolated_copy(event: Any) -> Any:
     """A deep copy of `event` that shares nothing a processor could change.
 
     Dicts, lists and immutable scalars are copied by a direct walk; anything
-    else (and a structure that refers to itself) goes through `copy.deepcopy`.
+    else (and a structure that refers to itself) goes through `copy.deepcopy`;
+    what that cannot copy is shared, and counted (``events.uncopyable``).
     """
     try:
         return _copied(event)
     except RecursionError:  # a cycle, or nesting deeper than the walk allows
-        return deepcopy(event)
+        return _deep(event)
+
+
+def kept_copy(event: Any) -> Any:
+    """What a backend that keeps `event` past `send` keeps: a copy the caller cannot reach.
+
+    The event dict is copied, and its ``data`` deeply (as `isolated_copy`
+    does), so that a caller changing its data dict after emit changes
+    nothing delivered later, as Open edX's deep copy promised. The context
+    is shared: a tracker builds a context dict of its own for each event,
+    or one it never changes, and the values nested in it belong to the
+    contexts entered. Anything but a dict is copied whole.
+    """
+    if type(event) is not dict:
+        return isolated_copy(event)
+    copy = event.copy()
+    data = copy.get("data")
+    if type(data) not in _ATOMS:
+        try:
+            copy["data"] = _copied(data)
+        except RecursionError:
+            copy["data"] = _deep(data)
+    return copy
+
+
+def _exposes(backend: Any) -> bool:
+    """True if `backend` needs a private copy of each event (see RoutingBackend.send).
+
+    A backend that declares `leaves_events_unchanged` neither changes an event
+    nor keeps it past `send`; a routing backend that routes the standard way
+    makes the copies its own backends need.
+    """
+    if leaves_events_unchanged(backend):
+        return False
+    send = getattr(getattr(backend, "send", None), "__func__", None)
+    return not (isinstance(backend, RoutingBackend) and send is RoutingBackend.send)
 
 
 class _Backends(dict[str, Any]):
@@ -171,6 +226,7 @@ class RoutingBackend:
         self._routes: tuple[tuple[str, Any], ...] = ()
         self._shared: SharedRoutes | None = None  # see _reroute
         self.shares_context = False  # see _reroute
+        self._isolates = False  # see _reroute
         self._backends = _Backends({}, self)
         self._processors: list[Processor] = []
         if backends is not None:
@@ -191,6 +247,7 @@ class RoutingBackend:
             self,
             "direct",
             getattr(self, "_shared", None) is None
+            and not getattr(self, "_isolates", False)
             and all(
                 getattr(getattr(self, method), "__func__", None) is getattr(RoutingBackend, method)
                 for method in _ROUTING_METHODS
@@ -244,6 +301,9 @@ class RoutingBackend:
             # work on a private copy): a tracker may then hand them all one
             # merged-context dict instead of a copy per event (`shares_context`).
             self.shares_context = bool(shared) and not any(route[2] for route in shared)
+            # A backend that may change or keep events gets a private copy of
+            # each, so neither the caller nor a sibling branch sees what it does.
+            self._isolates = any(_exposes(backend) for _, backend in ordered)
         self._update_direct()
 
     def register_backend(self, name: str, backend: Any) -> None:
@@ -264,12 +324,18 @@ class RoutingBackend:
         self._processors.append(processor)
 
     def send(self, event: Any) -> None:
-        """Process `event` and send the result to every backend; never raises."""
+        """Process `event` and send the result to every backend; never raises.
+
+        The processors, and backends that may change or keep events, work on
+        a private deep copy (`isolated_copy`).
+        """
         if self._processors:
             try:
                 event = self.process_event(event)
             except EventEmissionExit:
                 return
+        elif self._isolates:
+            event = isolated_copy(event)
         self.send_to_backends(event)
 
     def process_event(self, event: Any) -> Any:

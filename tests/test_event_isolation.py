@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import pytest
 
 from eventtracking import Tracker
-from eventtracking.backends.routing import RoutingBackend, isolated_copy, kept_copy
+from eventtracking._copies import isolated_copy, kept_copy
+from eventtracking.backends.routing import COPY_NONE, RoutingBackend
 from eventtracking.delivery import DeliveryBackend
 from eventtracking.testing import InMemoryBackend, RecordingBackend
 
@@ -134,4 +135,4 @@ def test_open_edx_logger_backend_is_lent_events_unless_a_subclass_replaces_send(
     data = {"n": 1}
     Tracker({"a": annotating, "b": plain}).emit("e", data)
     assert data == {"n": 1}
-    assert not Tracker({"b": plain}).routing_backend._isolates
+    assert Tracker({"b": plain}).routing_backend._copies == COPY_NONE

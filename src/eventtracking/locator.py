@@ -24,6 +24,8 @@ from contextvars import ContextVar
 from functools import partial
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ._copies import nested_keys
+
 Scope = Literal["task", "process"]
 SCOPES: tuple[Scope, ...] = ("task", "process")
 
@@ -35,12 +37,13 @@ class ContextView:
     derived from this set of contexts (the registry keeps its annotations here).
     """
 
-    __slots__ = ("merged", "names", "scratch", "version")
+    __slots__ = ("merged", "names", "nested", "scratch", "version")
 
     def __init__(self, version: int, merged: dict[str, Any], names: tuple[str, ...]) -> None:
         self.version = version
         self.merged = merged
         self.names = names
+        self.nested = nested_keys(merged)  # what a private copy of `merged` copies deeply
         self.scratch: dict[Any, Any] = {}
 
 

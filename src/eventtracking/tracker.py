@@ -23,8 +23,9 @@ from types import TracebackType
 from typing import Any, Final, Literal
 
 from . import _state, diagnostics, serialization
+from ._copies import ATOMS, isolated_copy
 from ._state import DEFAULT_TRACKER_NAME, TRACKERS
-from .backends.routing import Processor, RoutingBackend
+from .backends.routing import COPY_ALL, Processor, RoutingBackend
 from .event import UNKNOWN_EVENT_TYPE, checked_data, checked_name, new_event_id
 from .locator import ContextView, DefaultContextLocator, Scope, _LayeredLocator
 from .registry.checker import EventChecker
@@ -176,17 +177,36 @@ class Tracker:
         # eventtracking.tracker.datetime to fix the time. Unpatched, the bound
         # method is called directly (binding it costs more than the check).
         now = _now(UTC) if datetime is _datetime else datetime.now(UTC)
+        processors = routing._processors
+        # What the backends may not share with the caller and the contexts
+        # (Open edX deep-copied every event): nothing, the data, or all.
+        copies = COPY_ALL if processors else routing._copies
         view: ContextView | None = None
         if read_stack is not None:
             # The merged contexts, cached on the task's stack until a context changes.
             view = read_stack()._combined
             if view is None or view.version != locator._process_version:
                 view = locator.view()
-            # The merged dict is never changed once built; backends that all
-            # leave events unchanged may share it (no copy per event).
-            context = view.merged if routing.shares_context else view.merged.copy()
+            if copies == COPY_ALL:
+                context = view.merged.copy()
+                for key in view.nested:  # values that are not atoms (usually none)
+                    context[key] = isolated_copy(context[key])
+            else:
+                # The merged dict is never changed once built; backends that all
+                # leave events unchanged may share it (no copy per event).
+                context = view.merged if routing.shares_context else view.merged.copy()
         else:  # an Open edX-style locator: only get()
             context = resolve_context(locator)
+            if copies == COPY_ALL:
+                context = isolated_copy(context)
+        if copies:
+            if type(data) is dict:  # the usual flat dict: copied in C, values replaced as needed
+                data = data.copy()
+                for key, value in data.items():
+                    if type(value) not in ATOMS:
+                        data[key] = isolated_copy(value)
+            elif type(data) not in ATOMS:
+                data = isolated_copy(data)
         if full:
             event = {
                 "id": new_event_id(now),
@@ -208,13 +228,15 @@ class Tracker:
             checker.check(event, view)
         if strict:
             serialization.check(event)
-        if routing.direct and not routing._processors:
-            # What routing.send does here, without its two calls.
+        if routing.direct and not processors:
+            # What routing.send does here (the copies made above), without its two calls.
             for route, backend in routing._routes:
                 try:
                     backend.send(event)
                 except Exception as exc:
                     routing.backend_failed(route, event, exc)
+        elif copies and routing.standard:
+            routing._send_owned(event)  # already copied: routing.send would copy again
         else:
             routing.send(event)
 

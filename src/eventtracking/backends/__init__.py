@@ -41,6 +41,16 @@ def leaves_events_unchanged(backend: object) -> bool:
     return getattr(backend, "leaves_events_unchanged", False) is True
 
 
+def keeps_events(backend: object) -> bool:
+    """True if `backend` declares that it keeps events after `send` returns.
+
+    It is then handed events whose ``data`` is a private copy, so that a
+    caller changing its dict after emit changes nothing kept (a delivery
+    backend queues or journals events for later).
+    """
+    return getattr(backend, "keeps_events", False) is True
+
+
 def close_backend(backend: object) -> None:
     """Call `backend.close()` if it has one."""
     close = getattr(backend, "close", None)

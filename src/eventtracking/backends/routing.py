@@ -13,9 +13,10 @@ make is ever seen by the caller or by a sibling branch of the tree (the
 guarantee Open edX gives with `copy.deepcopy`; `isolated_copy` gives it at a
 fraction of the cost for JSON-like events). So does a routing backend with
 a backend that does not declare ``leaves_events_unchanged`` (it may change
-events, or keep them after `send` while the caller changes its data): only
-when every backend declares it, and there are no processors, do the
-backends get the event as it was emitted.
+events); one with a backend that declares ``keeps_events`` (it holds events
+after `send`, while the caller may change its data) copies the data. A
+tracker makes these copies as it builds the event, and hands it over
+without another (`_send_owned`).
 
 Encode once: when two or more backends declare ``leaves_events_unchanged =
 True`` (ours that write JSON do), the fan-out runs inside a sharing scope
@@ -34,105 +35,39 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
-from copy import deepcopy
-from datetime import date, datetime
-from datetime import time as clock_time
-from decimal import Decimal
 from typing import Any, Final
 
 from .. import diagnostics, serialization
+from .._copies import isolated_copy, kept_copy
 from ..logsafe import safe_logger
 from ..processors.exceptions import (
     EventEmissionExit,
     NoBackendEnabled,
     NoTransformerImplemented,
 )
-from . import close_backend, flush_backend, leaves_events_unchanged
+from . import close_backend, flush_backend, keeps_events, leaves_events_unchanged
 
 LOG = safe_logger(__name__)  # outside input in messages cannot forge lines
 
 Processor = Any  # any callable ``event -> event | None``
 
-# Values no processor can change in place: shared between copies, as deepcopy shares them.
-_ATOMS: Final = frozenset(
-    {str, int, float, bool, type(None), bytes, datetime, date, clock_time, Decimal, uuid.UUID}
-)
-
-
-def _copied(value: Any) -> Any:
-    kind = type(value)
-    if kind is dict:
-        copy = value.copy()  # in C; then only the values that are not atoms are replaced
-        for key, item in copy.items():
-            if type(item) not in _ATOMS:
-                copy[key] = _copied(item)
-        return copy
-    if kind in _ATOMS:
-        return value
-    if kind is list:
-        return [item if type(item) in _ATOMS else _copied(item) for item in value]
-    return _deep(value)
-
-
-def _deep(value: Any) -> Any:
-    # copy.deepcopy, except that a value it cannot copy (a dict view, a lock,
-    # an open file) is shared: where Open edX's deep copy raised out of emit,
-    # the event is still delivered.
-    try:
-        return deepcopy(value)
-    except Exception:
-        diagnostics.increment("events.uncopyable")
-        return value
-
-
-def isolated_copy(event: Any) -> Any:
-    """A deep copy of `event` that shares nothing a processor could change.
-
-    Dicts, lists and immutable scalars are copied by a direct walk; anything
-    else (and a structure that refers to itself) goes through `copy.deepcopy`;
-    what that cannot copy is shared, and counted (``events.uncopyable``).
-    """
-    try:
-        return _copied(event)
-    except RecursionError:  # a cycle, or nesting deeper than the walk allows
-        return _deep(event)
-
-
-def kept_copy(event: Any) -> Any:
-    """What a backend that keeps `event` past `send` keeps: a copy the caller cannot reach.
-
-    The event dict is copied, and its ``data`` deeply (as `isolated_copy`
-    does), so that a caller changing its data dict after emit changes
-    nothing delivered later, as Open edX's deep copy promised. The context
-    is shared: a tracker builds a context dict of its own for each event,
-    or one it never changes, and the values nested in it belong to the
-    contexts entered. Anything but a dict is copied whole.
-    """
-    if type(event) is not dict:
-        return isolated_copy(event)
-    copy = event.copy()
-    data = copy.get("data")
-    if type(data) not in _ATOMS:
-        try:
-            copy["data"] = _copied(data)
-        except RecursionError:
-            copy["data"] = _deep(data)
-    return copy
-
 
 def _exposes(backend: Any) -> bool:
-    """True if `backend` needs a private copy of each event (see RoutingBackend.send).
+    """True if `backend` may change events: it needs a deep copy of each (`isolated_copy`).
 
-    A backend that declares `leaves_events_unchanged` neither changes an event
-    nor keeps it past `send`; a routing backend that routes the standard way
-    makes the copies its own backends need.
+    A backend that declares `leaves_events_unchanged` does not; nor does a
+    routing backend that routes the standard way (it makes the copies its
+    own backends need).
     """
     if leaves_events_unchanged(backend):
         return False
+    return not _standard_routing(backend)
+
+
+def _standard_routing(backend: Any) -> bool:
     send = getattr(getattr(backend, "send", None), "__func__", None)
-    return not (isinstance(backend, RoutingBackend) and send is RoutingBackend.send)
+    return isinstance(backend, RoutingBackend) and send is RoutingBackend.send
 
 
 class _Backends(dict[str, Any]):
@@ -182,6 +117,13 @@ class _Backends(dict[str, Any]):
 
 _ROUTING_METHODS: Final = ("send", "send_to_backends", "process_event")
 
+# What a routing backend's `send` copies of each event for its backends:
+# nothing (every one declares it leaves events unchanged and keeps none),
+# the data (one keeps events), or all of it (one may change events).
+COPY_NONE: Final = 0
+COPY_DATA: Final = 1
+COPY_ALL: Final = 2
+
 
 # A sharing fan-out's routes: (name, backend, True if the backend may change
 # events, its instance dict if it takes the encoded line through
@@ -214,6 +156,7 @@ class RoutingBackend:
     """
 
     direct: bool  # see _update_direct
+    standard: bool  # see _update_direct
 
     def __init__(
         self,
@@ -226,7 +169,7 @@ class RoutingBackend:
         self._routes: tuple[tuple[str, Any], ...] = ()
         self._shared: SharedRoutes | None = None  # see _reroute
         self.shares_context = False  # see _reroute
-        self._isolates = False  # see _reroute
+        self._copies = COPY_NONE  # what send must copy for the backends (see _reroute)
         self._backends = _Backends({}, self)
         self._processors: list[Processor] = []
         if backends is not None:
@@ -237,22 +180,20 @@ class RoutingBackend:
                 self.register_processor(processor)
 
     def _update_direct(self) -> None:
-        # `direct` is True while `send` of this object does exactly what
-        # RoutingBackend's does: then a Tracker may walk `_routes` itself when
-        # there are no processors. A subclass that routes its own way, or one
-        # of these methods patched on the instance, makes it False. Read
-        # through getattr, never `self.__dict__`: a materialised instance
-        # dict would slow every attribute read on the emit path (~8% of it).
-        object.__setattr__(
-            self,
-            "direct",
-            getattr(self, "_shared", None) is None
-            and not getattr(self, "_isolates", False)
-            and all(
-                getattr(getattr(self, method), "__func__", None) is getattr(RoutingBackend, method)
-                for method in _ROUTING_METHODS
-            ),
+        # `standard` is True while `send`, `send_to_backends` and
+        # `process_event` are RoutingBackend's own (a subclass that routes its
+        # own way, or one of them patched on the instance, makes it False).
+        # `direct` also needs one backend at a time (no shared encoding): a
+        # Tracker then walks `_routes` itself when there are no processors,
+        # having made the copies `_copies` asks for. Read through getattr,
+        # never `self.__dict__`: a materialised instance dict would slow every
+        # attribute read on the emit path (~8% of it).
+        standard = all(
+            getattr(getattr(self, method), "__func__", None) is getattr(RoutingBackend, method)
+            for method in _ROUTING_METHODS
         )
+        object.__setattr__(self, "standard", standard)
+        object.__setattr__(self, "direct", standard and getattr(self, "_shared", None) is None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -301,9 +242,16 @@ class RoutingBackend:
             # work on a private copy): a tracker may then hand them all one
             # merged-context dict instead of a copy per event (`shares_context`).
             self.shares_context = bool(shared) and not any(route[2] for route in shared)
-            # A backend that may change or keep events gets a private copy of
-            # each, so neither the caller nor a sibling branch sees what it does.
-            self._isolates = any(_exposes(backend) for _, backend in ordered)
+            # A backend that may change events gets a private deep copy of
+            # each, one that keeps them (declaring `keeps_events`) at least a
+            # private data dict: neither the caller nor a sibling branch sees
+            # what they do, nor they what the caller changes after emit.
+            if any(_exposes(backend) for _, backend in ordered):
+                self._copies = COPY_ALL
+            elif any(keeps_events(backend) for _, backend in ordered):
+                self._copies = COPY_DATA
+            else:
+                self._copies = COPY_NONE
         self._update_direct()
 
     def register_backend(self, name: str, backend: Any) -> None:
@@ -326,16 +274,29 @@ class RoutingBackend:
     def send(self, event: Any) -> None:
         """Process `event` and send the result to every backend; never raises.
 
-        The processors, and backends that may change or keep events, work on
-        a private deep copy (`isolated_copy`).
+        The processors, and backends that may change events, work on a
+        private deep copy (`isolated_copy`); backends that keep events get at
+        least a private ``data`` (`kept_copy`).
         """
         if self._processors:
             try:
                 event = self.process_event(event)
             except EventEmissionExit:
                 return
-        elif self._isolates:
+        elif self._copies == COPY_ALL:
             event = isolated_copy(event)
+        elif self._copies == COPY_DATA:
+            event = kept_copy(event)
+        self.send_to_backends(event)
+
+    def _send_owned(self, event: Any) -> None:
+        # `send` for an event nobody else holds (a tracker built it with
+        # private data and contexts): the processors work on it in place.
+        if self._processors:
+            try:
+                event = self._process(event)
+            except EventEmissionExit:
+                return
         self.send_to_backends(event)
 
     def process_event(self, event: Any) -> Any:
@@ -343,11 +304,12 @@ class RoutingBackend:
 
         Returns `event` itself when there are no processors.
         """
-        processors = self._processors
-        if not processors:
+        if not self._processors:
             return event
-        event = isolated_copy(event)
-        for processor in processors:
+        return self._process(isolated_copy(event))
+
+    def _process(self, event: Any) -> Any:
+        for processor in self._processors:
             try:
                 result = processor(event)
             except EventEmissionExit:

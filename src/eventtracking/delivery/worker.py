@@ -37,7 +37,6 @@ from typing import Any, Final
 
 from .. import _process, diagnostics
 from ..backends import close_backend, flush_backend, leaves_events_unchanged
-from ..backends.routing import kept_copy
 from ..event import with_id
 from ..exceptions import StoreError
 from ..serialization import dumps
@@ -164,7 +163,6 @@ class DeliveryBackend:
         self._sync_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._forked = False
-        self._keeps = o.mode != "sync"  # events outlive send: it keeps a copy (see send)
         self._fast = False  # True while send may take the buffered fast path
         self._durable = False  # True while send may go straight to the journal
         self._inline = False  # True while send may write full batches in the caller
@@ -222,8 +220,6 @@ class DeliveryBackend:
         durable and synchronous mode; inline mode gives one only to events
         that failed in the caller.
         """
-        if self._keeps:  # kept past this call: a copy the caller's later changes cannot reach
-            event = kept_copy(event)
         if self._inline:  # counted as emitted by the queue (Worker.entered)
             queue = self._queue
             queue.append(event)
@@ -396,6 +392,16 @@ class DeliveryBackend:
     def closed(self) -> bool:
         """True once `close()` was called."""
         return self._closed
+
+    @property
+    def keeps_events(self) -> bool:
+        """True but in mode ``sync``: events are queued or journaled for later.
+
+        A tracker then hands over events with a private ``data`` dict. Call
+        `send` yourself, and the dict you pass is kept as it is: do not
+        change it afterwards.
+        """
+        return self.options.mode != "sync"
 
     @property
     def leaves_events_unchanged(self) -> bool:

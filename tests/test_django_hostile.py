@@ -176,6 +176,12 @@ def test_no_generated_request_gets_a_5xx(
     tracker: DjangoTracker, url: str, method: str, body: bytes, meta: dict[str, str]
 ) -> None:
     meta = {"CONTENT_TYPE": "application/json", **meta}
+    length = meta.get("CONTENT_LENGTH", "")
+    if length.isascii() and length.isdigit() and int(length) > len(body):
+        # Django's test client cannot send fewer bytes than the header says
+        # (its FakePayload asserts); a real server waits for the bytes due
+        # (test_django_servers sends them). Claim the body's own length.
+        meta["CONTENT_LENGTH"] = str(len(body))
     response = Client().generic(method, url, body, **meta)
     assert response.status_code < 500, response.content
     if response.status_code != 400 or response["Content-Type"] == "application/json":

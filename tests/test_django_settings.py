@@ -23,7 +23,7 @@ from eventtracking.django.django_tracker import (
 )
 from eventtracking.exceptions import ImproperlyConfigured, ValidationError
 from eventtracking.processors.whitelist import NameWhitelistProcessor
-from eventtracking.tracker import get_tracker
+from eventtracking.tracker import DEFAULT_TRACKER_NAME, TRACKERS, get_tracker
 from http_recorder import HTTPRecorder
 
 OPENEDX_BACKENDS: dict[str, Any] = {
@@ -129,9 +129,12 @@ def test_processors_validation_and_catalogue_come_from_settings(
 
 def test_the_open_edx_helper_names_exist(settings: Any) -> None:
     settings.EVENT_TRACKING_ENABLED = False
-    assert override_default_tracker() is None
+    TRACKERS.pop(DEFAULT_TRACKER_NAME, None)
+    override_default_tracker()
+    assert DEFAULT_TRACKER_NAME not in TRACKERS  # switched off: nothing installed
     settings.EVENT_TRACKING_ENABLED = True
-    tracker = override_default_tracker()
+    assert override_default_tracker() is None  # as Open edX's
+    tracker = get_tracker()
     assert isinstance(tracker, DjangoTracker)
     built = tracker.instantiate_from_dict(
         {"ENGINE": "eventtracking.backends.logger.LoggerBackend", "OPTIONS": {"name": "x"}}

@@ -128,9 +128,13 @@ def install_tracker() -> DjangoTracker:
     return tracker
 
 
-def override_default_tracker() -> DjangoTracker | None:
-    """Install the DjangoTracker when ``EVENT_TRACKING_ENABLED`` is true (Open edX name)."""
-    return install_tracker() if get_conf().enabled else None
+def override_default_tracker() -> None:
+    """Install the DjangoTracker when ``EVENT_TRACKING_ENABLED`` is true (Open edX name).
+
+    Returns None, as Open edX's does; `install_tracker` returns the tracker.
+    """
+    if get_conf().enabled:
+        install_tracker()
 
 
 def validation_policy(tracker: Tracker) -> Policy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -157,3 +158,20 @@ def test_flush_and_close_reach_nested_backends() -> None:
     assert router.flush(1.0) is True
     router.close()
     assert inner.closed
+
+
+def test_backends_is_an_ordered_dict_as_in_open_edx_kept_in_sorted_order() -> None:
+    from collections import OrderedDict
+
+    routing = RoutingBackend(backends={"b": InMemoryBackend(), "a": InMemoryBackend()})
+    backends = routing.backends
+    assert isinstance(backends, OrderedDict) and list(backends) == ["a", "b"]
+    backends["0"] = InMemoryBackend()
+    backends.update({"z": InMemoryBackend()})
+    backends.move_to_end("0")  # accepted, and undone: the call order is by name
+    assert list(backends) == ["0", "a", "b", "z"]
+    assert backends.popitem(last=False)[0] == "0"
+    del backends["z"]
+    assert [name for name, _ in routing._routes] == list(backends) == ["a", "b"]
+    copied = copy.copy(backends)  # a plain OrderedDict, bound to no routing backend
+    assert type(copied) is OrderedDict and list(copied) == ["a", "b"]

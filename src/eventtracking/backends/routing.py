@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -70,14 +71,15 @@ def _standard_routing(backend: Any) -> bool:
     return isinstance(backend, RoutingBackend) and send is RoutingBackend.send
 
 
-class _Backends(dict[str, Any]):
-    """A routing backend's backends: a dict that keeps its owner's routes in step."""
-
-    __slots__ = ("_owner",)
+class _Backends(OrderedDict[str, Any]):
+    """A routing backend's backends: an OrderedDict (as Open edX's) that keeps its
+    owner's routes in step, in sorted-name order."""
 
     def __init__(self, items: Mapping[str, Any], owner: RoutingBackend) -> None:
-        super().__init__(items)
+        super().__init__()
         self._owner = owner
+        for name, backend in items.items():  # not through __setitem__: the owner reroutes
+            OrderedDict.__setitem__(self, name, backend)
 
     def __setitem__(self, name: str, backend: Any) -> None:
         super().__setitem__(name, backend)
@@ -92,7 +94,8 @@ class _Backends(dict[str, Any]):
         return self
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        super().update(*args, **kwargs)
+        for name, backend in dict(*args, **kwargs).items():
+            OrderedDict.__setitem__(self, name, backend)
         self._owner._reroute()
 
     def setdefault(self, name: str, default: Any = None) -> Any:
@@ -105,13 +108,22 @@ class _Backends(dict[str, Any]):
         self._owner._reroute()
         return value
 
-    def popitem(self) -> tuple[str, Any]:
-        item = super().popitem()
+    def popitem(self, last: bool = True) -> tuple[str, Any]:
+        item = super().popitem(last)
         self._owner._reroute()
         return item
 
     def clear(self) -> None:
         super().clear()
+        self._owner._reroute()
+
+    def __reduce__(self) -> Any:
+        # A copy is a plain OrderedDict: it belongs to no routing backend.
+        return (OrderedDict, (list(self.items()),))
+
+    def move_to_end(self, name: str, last: bool = True) -> None:
+        """Accepted, and undone: backends are always called in sorted-name order."""
+        super().move_to_end(name, last)
         self._owner._reroute()
 
 
@@ -231,8 +243,9 @@ class RoutingBackend:
             backends = self._backends
             ordered = sorted(backends.items(), key=lambda item: item[0])
             if list(backends) != [name for name, _ in ordered]:
-                dict.clear(backends)
-                dict.update(backends, ordered)
+                OrderedDict.clear(backends)  # not the overrides: they would reroute
+                for name, backend in ordered:
+                    OrderedDict.__setitem__(backends, name, backend)
             self._routes = tuple(ordered)
             # Two or more backends that leave events unchanged share one encoding.
             shared = tuple(_shared_route(name, backend) for name, backend in ordered)

@@ -93,15 +93,12 @@ class _Backends(OrderedDict[str, Any]):
         self.update(other)
         return self
 
+    # setdefault needs no override: OrderedDict's sets a new key through __setitem__.
+
     def update(self, *args: Any, **kwargs: Any) -> None:
         for name, backend in dict(*args, **kwargs).items():
             OrderedDict.__setitem__(self, name, backend)
         self._owner._reroute()
-
-    def setdefault(self, name: str, default: Any = None) -> Any:
-        value = super().setdefault(name, default)
-        self._owner._reroute()
-        return value
 
     def pop(self, name: str, *default: Any) -> Any:
         value = super().pop(name, *default)
@@ -251,10 +248,6 @@ class RoutingBackend:
             shared = tuple(_shared_route(name, backend) for name, backend in ordered)
             sharing = sum(not route[2] for route in shared) >= 2
             self._shared = shared if sharing else None
-            # Every backend promises to leave events unchanged (processors
-            # work on a private copy): a tracker may then hand them all one
-            # merged-context dict instead of a copy per event (`shares_context`).
-            self.shares_context = bool(shared) and not any(route[2] for route in shared)
             # A backend that may change events gets a private deep copy of
             # each, one that keeps them (declaring `keeps_events`) at least a
             # private data dict: neither the caller nor a sibling branch sees
@@ -265,6 +258,10 @@ class RoutingBackend:
                 self._copies = COPY_DATA
             else:
                 self._copies = COPY_NONE
+            # Unless a backend may change events, none changes the context (a
+            # routing backend below copies for its own): a tracker may then
+            # hand them all one merged-context dict instead of a copy per event.
+            self.shares_context = bool(ordered) and self._copies != COPY_ALL
         self._update_direct()
 
     def register_backend(self, name: str, backend: Any) -> None:

@@ -331,10 +331,10 @@ class Worker:
         journal = self.journal
         if isinstance(batch.source, JournalBatch) and journal is not None and not self.abandoned:
             journal.commit(batch.source)
-        down = self.dispatcher.breaker.state == "open"
-        if journal is not None and not journal.writer.caching and not down:
+        state = self.dispatcher.breaker.state
+        if journal is not None and not journal.writer.caching and state != "open":
             journal.writer.start_caching()  # the backend is back
-        if self._recovered is not None and self.dispatcher.breaker.state == "closed":
+        if self._recovered is not None and state == "closed":
             self._recovered()
         self._answer_flushes()
 

@@ -59,6 +59,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.01)
 
 
+def stopped(pid: int) -> bool:
+    """True once process `pid` is really stopped (SIGSTOP is delivered asynchronously)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
 def pending_of(client: redis.Redis, stream: str, consumer: str) -> int:
     try:
         summary: dict[str, Any] = client.xpending(stream, "g")
@@ -118,6 +124,9 @@ def test_two_consumers_one_killed_mid_batch_store_every_event_exactly_once(
             wait_for(lambda: pending_of(client, stream, "victim") > 0, 60, "victim to read")
             while True:
                 os.kill(victim.pid, signal.SIGSTOP)
+                # Read what it holds only once it is stopped: until then its
+                # threads may still acknowledge entries, and it would hold fewer.
+                wait_for(lambda: stopped(victim.pid), 10, "the victim to stop")
                 held = pending_of(client, stream, "victim")
                 if held > 0:
                     break
